@@ -13,6 +13,13 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
+
+
+@app.callback()
+def _root() -> None:
+    """Peer-mentoring programs as durable, event-sourced workflows."""
+
+
 # module name -> (sub-command name, help). Each module exposes ``app: typer.Typer``; a module
 # that is not there yet is simply not offered.
 _SUBAPPS = {
@@ -41,6 +48,14 @@ try:
 except ModuleNotFoundError as exc:
     if exc.name != "sebaya.cli.demo":
         raise
+
+
+@app.command("version")
+def version() -> None:
+    """Print the installed Sebaya version."""
+    from importlib.metadata import version as _version
+
+    typer.echo(_version("sebaya"))
 
 
 def main() -> None:
