@@ -1,0 +1,69 @@
+"""A small error hierarchy so callers can tell "bad input" from "not allowed now".
+
+Workflows turn these into non-retryable ``ApplicationError``s whose ``type`` is the ``code``,
+so a CLI or UI can react to the kind of refusal without parsing messages.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A command the domain refuses. ``code`` is stable; the message is for people."""
+
+    code = "domain_error"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+
+class InvalidCommand(DomainError):
+    """The command itself is malformed or names things that do not exist."""
+
+    code = "invalid_command"
+
+
+class NotAParticipant(InvalidCommand):
+    code = "not_a_participant"
+
+
+class UnknownTopic(InvalidCommand):
+    code = "unknown_topic"
+
+
+class UnknownGoal(InvalidCommand):
+    code = "unknown_goal"
+
+
+class UnknownMeeting(InvalidCommand):
+    code = "unknown_meeting"
+
+
+class NotAllowedNow(DomainError):
+    """The command is well formed but the pairing's current state does not allow it."""
+
+    code = "not_allowed_now"
+
+
+class PairingClosed(NotAllowedNow):
+    code = "pairing_closed"
+
+
+class AlreadyStarted(NotAllowedNow):
+    code = "already_started"
+
+
+class GoalsRequiredFirst(NotAllowedNow):
+    code = "goals_required_first"
+
+
+class WindowNotOpen(NotAllowedNow):
+    code = "window_not_open"
+
+
+class AlreadySubmitted(NotAllowedNow):
+    code = "already_submitted"
