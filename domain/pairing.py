@@ -652,7 +652,9 @@ def _goal_reminder_times(state: PairingState) -> list[tuple[datetime, e.Reminder
     return before + overdue
 
 
-def _window_reminder(opens: datetime, closes: datetime, every_days: int, sent: int) -> datetime | None:
+def _window_reminder(
+    opens: datetime, closes: datetime, every_days: int, sent: int
+) -> datetime | None:
     """Reminder ``sent + 1`` of a window: at opening, then every ``every_days`` until close."""
     at = opens + timedelta(days=every_days * sent)
     return at if at < closes else None

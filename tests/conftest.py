@@ -35,7 +35,7 @@ def _with_database(dsn: str, database: str) -> str:
 async def _reachable(dsn: str) -> bool:
     try:
         conn = await asyncpg.connect(dsn, timeout=3)
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+    except (TimeoutError, OSError, asyncpg.PostgresError):
         return False
     await conn.close()
     return True
@@ -114,8 +114,7 @@ async def temporal_env():  # type: ignore[no-untyped-def]
     ``temporal_env.fast_forward(handle, duration)`` so it controls what happens when.
     """
     from temporalio.contrib.pydantic import pydantic_data_converter
-    from temporalio.testing import WorkflowEnvironment
-    from temporalio.testing import TimeSkippingConfig
+    from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 
     env = await WorkflowEnvironment.start_time_skipping_v2(
         ts_config=TimeSkippingConfig(enabled=False),

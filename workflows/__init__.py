@@ -1,0 +1,5 @@
+"""Temporal workflows: one per pairing, one per cohort. Deterministic code only."""
+
+from workflows.pairing import PairingWorkflow
+
+ALL_WORKFLOWS: list[type] = [PairingWorkflow]

@@ -9,7 +9,7 @@ import pytest
 from domain import commands as c
 from domain import errors
 from domain import events as e
-from domain.pairing import Phase, PairingState, advance, agenda, decide, fold, next_due
+from domain.pairing import PairingState, Phase, advance, agenda, decide, fold, next_due
 from domain.rules import Cadence, EscalationLadder, GroundRules
 
 T0 = datetime(2027, 1, 4, 2, 0, tzinfo=UTC)
@@ -202,7 +202,7 @@ def test_final_window_closing_completes_without_evaluations() -> None:
 
 def test_inactivity_auto_concludes() -> None:
     r = rules(escalation=EscalationLadder(auto_conclude_after_inactive_days=30))
-    s, produced = run_clock(started(r), T0 + timedelta(days=31))
+    s, _ = run_clock(started(r), T0 + timedelta(days=31))
     assert s.phase is Phase.EXITED and s.exit is not None
     assert s.exit.reason is e.ExitReason.INACTIVITY
 
