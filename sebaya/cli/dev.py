@@ -1,0 +1,131 @@
+"""``sebaya dev up | status | down``: the embedded development stack (see sebaya.devstack)."""
+
+from __future__ import annotations
+
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sebaya.devstack import DevStack, DevStackError, StackStatus, StopResult, stack_json
+from sebaya.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_show_locals=False)
+
+# Progress and tables go to stderr so `status --json` keeps stdout machine-readable.
+console = Console(stderr=True, highlight=False)
+
+_STATE_STYLE = {
+    "running": "bold green",
+    "external": "cyan",
+    "stopped": "red",
+    "not started": "dim",
+}
+
+
+def _stack() -> DevStack:
+    # Fresh settings, not the cached ones: tests and scripts change the environment.
+    return DevStack(Settings(), report=lambda msg: console.print(f"[dim]•[/dim] {msg}"))
+
+
+def _status_table(status: StackStatus) -> Table:
+    table = Table(title=f"Sebaya dev stack — {status.state_dir}", title_justify="left")
+    table.add_column("Service")
+    table.add_column("State")
+    table.add_column("PID", justify="right")
+    # Fold, never truncate: the DSN and URLs are there to be copied.
+    table.add_column("Where", overflow="fold")
+    for svc in status.services:
+        where = [
+            part
+            for part in (
+                svc.address,
+                svc.dsn if svc.dsn != svc.address else None,
+                f"UI {svc.ui_url}" if svc.ui_url else None,
+                f"task queue {svc.task_queue}" if svc.task_queue else None,
+                svc.note,
+            )
+            if part
+        ]
+        state = svc.state
+        table.add_row(
+            svc.name, f"[{_STATE_STYLE[state]}]{state}[/]", str(svc.pid or ""), "\n".join(where)
+        )
+    table.caption = f"logs: {status.state_dir / 'logs'}"
+    table.caption_justify = "left"
+    return table
+
+
+def _fail(exc: Exception) -> NoReturn:
+    console.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(code=1) from exc
+
+
+@app.command()
+def up(
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Start Postgres and Temporal only.")
+    ] = False,
+    temporal_port: Annotated[
+        int | None, typer.Option(help="gRPC port for the Temporal dev server (default 7233).")
+    ] = None,
+    ui_port: Annotated[
+        int | None, typer.Option(help="Port for the Temporal Web UI (default 8233).")
+    ] = None,
+    pg_port: Annotated[
+        int | None, typer.Option(help="Port for the embedded PostgreSQL (default 5433).")
+    ] = None,
+) -> None:
+    """Start Postgres, the Temporal dev server and the worker (whatever is not running yet)."""
+    stack = _stack()
+    try:
+        status = stack.up(
+            worker=not no_worker, temporal_port=temporal_port, ui_port=ui_port, pg_port=pg_port
+        )
+    except DevStackError as exc:
+        console.print(f"[dim]Logs: {stack.logs_dir}; `sebaya dev down` stops what started.[/dim]")
+        _fail(exc)
+    console.print(_status_table(status))
+    for warning in status.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    temporal = status.service("temporal")
+    if temporal.ui_url:
+        console.print(f"Temporal Web UI: [link={temporal.ui_url}]{temporal.ui_url}[/link]")
+    pg = status.service("postgres")
+    if pg.state == "running" and pg.dsn:
+        console.print(f"psql: [bold]psql {pg.dsn}[/bold]")
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Show what runs, where, and whether it is alive."""
+    try:
+        result = _stack().status()
+    except DevStackError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(stack_json(result))
+        return
+    console.print(_status_table(result))
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+
+
+@app.command()
+def down() -> None:
+    """Stop exactly what `sebaya dev up` started for this state folder (data is kept)."""
+    stack = _stack()
+    try:
+        results: list[StopResult] = stack.down()
+    except DevStackError as exc:
+        _fail(exc)
+    for res in results:
+        pids = f" (pid {', '.join(map(str, res.pids))})" if res.pids else ""
+        if res.outcome == "external":
+            console.print(f"{res.name}: external, left alone")
+        else:
+            console.print(f"{res.name}: {res.outcome}{pids}")
+    console.print(f"[dim]Data kept in {stack.state_dir}; delete that folder to reset.[/dim]")

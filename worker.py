@@ -1,0 +1,248 @@
+"""The Sebaya Temporal worker: ``python -m worker`` (or ``python worker.py``).
+
+Wiring only. Workflows come from :data:`workflows.ALL_WORKFLOWS`, activities from
+:func:`activities.build_activities` with a Postgres pool and the settings injected. Services are
+located by :func:`sebaya.runtime.resolve_services` (environment first, then the embedded stack).
+
+SIGTERM or SIGINT starts a graceful shutdown: polling stops, running activities get
+:data:`GRACEFUL_SHUTDOWN` to finish, then the process exits 0. A second signal kills it at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import asyncpg
+import structlog
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+    Worker,
+)
+
+from sebaya.logging import configure_logging, get_logger
+from sebaya.runtime import (
+    Services,
+    ServicesNotConfigured,
+    connect_pool,
+    connect_temporal,
+    resolve_services,
+)
+from sebaya.settings import Settings, get_settings
+
+__all__ = [
+    "GRACEFUL_SHUTDOWN",
+    "ActivityContextInterceptor",
+    "build_worker",
+    "main",
+    "run_worker",
+    "serve",
+]
+
+T = TypeVar("T")
+
+# How long running activities may keep going after a shutdown signal before they are cancelled.
+# Compose's stop_grace_period and `sebaya dev down`'s wait are longer than this on purpose.
+GRACEFUL_SHUTDOWN = timedelta(seconds=10)
+# In Compose the worker may start before Temporal or Postgres accepts connections.
+CONNECT_TIMEOUT = 60.0
+
+log = get_logger("sebaya.worker")
+
+
+class ActivityContextInterceptor(Interceptor):
+    """Binds the activity's identity into structlog's context while it runs.
+
+    Every log line an activity (or anything it calls) writes then says which workflow run and
+    which activity attempt it belongs to. Workflows log through ``workflow.logger`` instead,
+    which the SDK already annotates and silences during replay.
+    """
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _ActivityContextInbound(next)
+
+
+class _ActivityContextInbound(ActivityInboundInterceptor):
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        info = activity.info()
+        tokens = structlog.contextvars.bind_contextvars(
+            workflow_id=info.workflow_id,
+            run_id=info.workflow_run_id,
+            activity_type=info.activity_type,
+            activity_id=info.activity_id,
+            attempt=info.attempt,
+        )
+        try:
+            return await self.next.execute_activity(input)
+        finally:
+            # Restore what was bound before (not clear everything): the worker's own context,
+            # such as the task queue, stays for whatever this task logs next.
+            structlog.contextvars.reset_contextvars(**tokens)
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    # Also true for instances of classes with an ``async def __call__``, as the SDK accepts them.
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
+
+
+def build_worker(
+    client: Client,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    *,
+    workflows: Sequence[type] | None = None,
+    activities: Sequence[Callable[..., Any]] | None = None,
+    activity_executor: ThreadPoolExecutor | None = None,
+) -> Worker:
+    """A worker on ``settings.task_queue``; defaults to all of Sebaya's workflows and activities.
+
+    The data converter is the client's (``connect_temporal`` gives it the pydantic one). The
+    workflow sandbox is the SDK default. Synchronous activities need ``activity_executor``.
+    """
+    if workflows is None:
+        from workflows import ALL_WORKFLOWS
+
+        workflows = ALL_WORKFLOWS
+    if activities is None:
+        from activities import build_activities
+
+        activities = build_activities(pool, settings)
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=list(workflows),
+        activities=list(activities),
+        activity_executor=activity_executor,
+        interceptors=[ActivityContextInterceptor()],
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+    )
+
+
+async def run_worker(
+    client: Client,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    *,
+    workflows: Sequence[type] | None = None,
+    activities: Sequence[Callable[..., Any]] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run a worker until ``stop`` is set (then shut down gracefully) or the worker fails.
+
+    Returns normally after a requested shutdown; raises if the worker died on its own.
+    """
+    if activities is None:
+        from activities import build_activities
+
+        activities = build_activities(pool, settings)
+    executor = None
+    if not all(_is_async(fn) for fn in activities):
+        executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sebaya-activity")
+    worker = build_worker(
+        client,
+        pool,
+        settings,
+        workflows=workflows,
+        activities=activities,
+        activity_executor=executor,
+    )
+    if stop is None:
+        stop = asyncio.Event()  # nobody can set it: run until cancelled or the worker fails
+    run = asyncio.create_task(worker.run(), name="temporal-worker")
+    stopping = asyncio.create_task(stop.wait(), name="worker-stop")
+    try:
+        done, _ = await asyncio.wait({run, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if run in done:
+            run.result()  # the worker ended on its own: re-raise its fatal error
+            return
+        log.info("shutting down worker", grace_seconds=GRACEFUL_SHUTDOWN.total_seconds())
+    finally:
+        stopping.cancel()
+        if not run.done():
+            # Reached on a stop request and also when our caller cancels us. shutdown() stops
+            # polling, gives running activities the grace period to finish and waits until their
+            # results reached the server; only then does run() return.
+            await worker.shutdown()
+            await run
+            log.info("worker stopped")
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+
+async def _retry(what: str, attempt: Callable[[], Awaitable[T]], give_up_after: float) -> T:
+    deadline = time.monotonic() + give_up_after
+    delay = 0.5
+    while True:
+        try:
+            return await attempt()
+        except Exception as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("cannot connect yet, retrying", service=what, error=str(exc), in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+
+    def request_stop(signum: signal.Signals) -> None:
+        log.info("signal received, stopping gracefully", signal=signum.name)
+        stop.set()
+        # Back to the default action: a second Ctrl-C / SIGTERM ends the process at once.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, request_stop, sig)
+
+
+async def serve(
+    settings: Settings | None = None,
+    *,
+    workflows: Sequence[type] | None = None,
+    activities: Sequence[Callable[..., Any]] | None = None,
+) -> None:
+    """The worker process: log setup, connections, signal handling, run until told to stop."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    services: Services = resolve_services(settings)
+    structlog.contextvars.bind_contextvars(
+        task_queue=services.task_queue, namespace=services.namespace
+    )
+    stop = asyncio.Event()
+    _install_signal_handlers(stop)
+
+    client = await _retry("temporal", lambda: connect_temporal(services), CONNECT_TIMEOUT)
+    pool = await _retry("postgres", lambda: connect_pool(services), CONNECT_TIMEOUT)
+    try:
+        log.info("worker starting", temporal=services.temporal_address)
+        await run_worker(
+            client, pool, settings, workflows=workflows, activities=activities, stop=stop
+        )
+    finally:
+        await pool.close()
+
+
+def main() -> None:
+    try:
+        asyncio.run(serve())
+    except ServicesNotConfigured as exc:
+        # A configuration problem, not a crash: say what to do, without a traceback.
+        log.error("no services to connect to", reason=str(exc))
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
