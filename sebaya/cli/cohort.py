@@ -1,0 +1,153 @@
+"""``sebaya cohort``: check a program's input files and preview its matching (a dry run).
+
+Other commands that act on a running cohort are added to this same Typer app elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from domain.matching import MatchResult, match
+from domain.people import Person, Role, to_profiles
+from domain.program import ProgramSpec
+from intake import Problem, check_people, check_program
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Validate, match, start and watch program cohorts.",
+    pretty_exceptions_show_locals=False,
+)
+
+ProgramArg = Annotated[Path, typer.Argument(help="program.yaml", show_default=False)]
+PeopleArg = Annotated[Path, typer.Argument(help="people.csv (HR export)", show_default=False)]
+
+
+def _load(program_path: Path, people_path: Path) -> tuple[ProgramSpec, list[Person]]:
+    """Both files checked in one go; on any problem print them all and exit 1."""
+    program, problems = check_program(program_path)
+    # People are still checked when the program is broken (without the questionnaire), so one
+    # run shows everything that needs fixing.
+    people, people_problems = check_people(people_path, program)
+    problems = problems + people_problems
+    if problems or program is None:
+        _print_problems(problems)
+        if program is None:
+            typer.echo(
+                f"note: answers in {people_path} were not checked against the questionnaire "
+                f"because {program_path} has problems."
+            )
+        raise typer.Exit(code=1)
+    return program, people
+
+
+def _print_problems(problems: list[Problem]) -> None:
+    for problem in problems:
+        typer.echo(str(problem))
+    n = len(problems)
+    typer.echo(f"{n} problem{'s' if n != 1 else ''} found.")
+
+
+@app.command("validate")
+def validate(program_path: ProgramArg, people_path: PeopleArg) -> None:
+    """Check program.yaml and people.csv; list every problem with file, line and column."""
+    program, people = _load(program_path, people_path)
+    mentors = [p for p in people if p.role is Role.MENTOR]
+    mentees = [p for p in people if p.role is Role.MENTEE]
+    window = program.start_date - timedelta(days=program.matching.recent_hire_days)
+    recent = sum(1 for p in mentees if p.hire_date >= window)
+    departments = Counter(p.department for p in people)
+    typer.echo(f"{program_path}: OK — {program.name!r}")
+    typer.echo(
+        f"  objective {program.objective.kind.value} (judged by {program.objective.metric}), "
+        f"starts {program.start_date.isoformat()}, "
+        f"{len(program.questionnaire.questions)} questions, approval {program.approval.value}"
+    )
+    typer.echo(
+        f"{people_path}: OK — {len(people)} people: {len(mentors)} mentors "
+        f"({sum(p.capacity for p in mentors)} places), {len(mentees)} mentees "
+        f"({recent} hired within {program.matching.recent_hire_days} days of the start), "
+        f"{len(departments)} departments"
+    )
+
+
+@app.command("match")
+def match_command(
+    program_path: ProgramArg,
+    people_path: PeopleArg,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result as JSON (pairs, unmatched, ...).")
+    ] = False,
+    today: Annotated[
+        str | None,
+        typer.Option(help="Date the match is run (YYYY-MM-DD); default: today."),
+    ] = None,
+    with_candidates: Annotated[
+        bool,
+        typer.Option(
+            "--candidates/--no-candidates",
+            help="Include every eligible pair in the JSON (millions for very large cohorts).",
+        ),
+    ] = True,
+) -> None:
+    """Dry run: propose the best pairs and explain who stays unmatched. Nothing is stored."""
+    try:
+        run_date = date.fromisoformat(today) if today else date.today()
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected YYYY-MM-DD, got {today!r}", param_hint="--today"
+        ) from None
+    program, people = _load(program_path, people_path)
+    result = match(program, to_profiles(people), today=run_date)
+    if as_json:
+        doc = result.to_json(include_candidates=with_candidates)
+        typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+        return
+    _print_table(program, people, result)
+
+
+def _print_table(program: ProgramSpec, people: list[Person], result: MatchResult) -> None:
+    # Names are fine here: this is the coordinator's terminal, not workflow history.
+    names = {p.employee_id: p for p in people}
+    console = Console()
+    table = Table(title=f"{program.name} — proposed pairs ({program.matching.objective.value})")
+    for column in ("Mentor", "Mentee", "Score", "Why"):
+        table.add_column(column, justify="right" if column == "Score" else "left")
+    for pair in result.pairs:
+        mentor, mentee, e = names[pair.mentor], names[pair.mentee], pair.explanation
+        why = [
+            f"questionnaire {e.questionnaire.value:.2f}",
+            f"skills {e.skills.value:.2f}"
+            + (f" ({', '.join(e.skills_covered)})" if e.skills_covered else ""),
+        ]
+        if e.cross_functional.value:
+            why.append(f"{mentor.department} → {mentee.department}")
+        if e.recent_hire.value:
+            why.append(f"recent hire ({e.mentee_days_since_hire} days in)")
+        table.add_row(
+            f"{mentor.name} ({pair.mentor}, L{mentor.level})",
+            f"{mentee.name} ({pair.mentee}, L{mentee.level})",
+            f"{pair.score:.3f}",
+            "; ".join(why),
+        )
+    console.print(table)
+    if result.unmatched:
+        left = Table(title="Unmatched")
+        left.add_column("Who")
+        left.add_column("Role")
+        left.add_column("Reason")
+        for u in result.unmatched:
+            left.add_row(f"{names[u.employee_id].name} ({u.employee_id})", u.role.value, u.reason)
+        console.print(left)
+    console.print(
+        f"{len(result.pairs)} pairs, total score {result.total_score:.3f}, "
+        f"{len(result.candidates)} eligible pairs considered; "
+        f"{result.algorithm_version}, input {result.input_digest[:12]}"
+    )
