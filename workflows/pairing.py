@@ -247,10 +247,11 @@ class PairingWorkflow:
                 ),
                 **_LOCAL,  # type: ignore[arg-type]
             )
-        except ActivityError as exc:
+        except (ActivityError, ApplicationError) as exc:
             # The stream and the workflow disagree: never guess. Failing the workflow *task*
             # (not the workflow) keeps the pairing parked and visible until someone repairs it.
-            raise RuntimeError(f"could not append to {stream}: {exc.cause}") from exc
+            # (A local activity's failure can arrive unwrapped, as the ApplicationError itself.)
+            raise RuntimeError(f"could not append to {stream}: {exc}") from exc
         self._state = fold(
             (EVENTS_BY_TYPE[r.type].model_validate(r.payload) for r in appended.stored),
             self._state,

@@ -7,10 +7,12 @@ fall inside the jump fire in order, exactly as they would in real time.
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -112,3 +114,93 @@ async def started_state(handle: WorkflowHandle[Any, Any]) -> Any:
             return state
         await asyncio.sleep(0.05)  # real-time poll for the worker's first task, not a timer
     raise AssertionError("pairing did not start")
+
+
+MENTOR_ACTOR, MENTEE_ACTOR = c.Actor.employee("M001"), c.Actor.employee("E001")
+HOUR = timedelta(hours=1)
+
+
+async def drive_weekly_lifecycle(
+    env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any], *,
+    between_meetings: Any = None,
+) -> Any:
+    """A model pair: goals within the hour, every meeting held an hour into its slot, both
+    mid-point reviews an hour after the window opens, both final evaluations an hour after the
+    program ends. ``between_meetings(meeting_no)`` runs before each meeting (crash tests)."""
+    from workflows.pairing import PairingWorkflow
+
+    state = await started_state(handle)
+    t0 = state.started_at
+    await advance_to(env, handle, t0 + HOUR)
+    await handle.execute_update(PairingWorkflow.set_goals,
+                                c.SetGoals(actor=MENTEE_ACTOR, goals=goals("it")))
+    await handle.execute_update(PairingWorkflow.set_goals,
+                                c.SetGoals(actor=MENTOR_ACTOR, goals=goals("lead")))
+    mid, end = t0 + timedelta(days=91), t0 + timedelta(days=182)
+    reviewed = False
+    while True:
+        state = await handle.query(PairingWorkflow.state)
+        pending = state.next_meeting
+        if not reviewed and (pending is None or pending.scheduled_at > mid):
+            await advance_to(env, handle, mid + HOUR)
+            for who, sat in ((MENTEE_ACTOR, 4), (MENTOR_ACTOR, 5)):
+                await handle.execute_update(
+                    PairingWorkflow.submit_midpoint_review,
+                    c.SubmitMidpointReview(actor=who, satisfaction=sat, wants_to_continue=True),
+                )
+            reviewed = True
+            continue
+        if pending is None:
+            break
+        if between_meetings is not None:
+            await between_meetings(pending.meeting_no)
+        await advance_to(env, handle, pending.scheduled_at + HOUR)
+        await handle.execute_update(
+            PairingWorkflow.log_meeting,
+            c.LogMeeting(actor=MENTEE_ACTOR if pending.meeting_no % 2 else MENTOR_ACTOR,
+                         meeting_no=pending.meeting_no, held=True,
+                         topics=("keterampilan IT", "karier"),
+                         goal_progress={"it-1": min(100, 4 * pending.meeting_no)}),
+        )
+    await advance_to(env, handle, end + HOUR)
+    for who in (MENTEE_ACTOR, MENTOR_ACTOR):
+        await handle.execute_update(
+            PairingWorkflow.submit_final_evaluation,
+            c.SubmitFinalEvaluation(actor=who, relationship_rating=5, program_rating=4,
+                                    learned="Berbagi pengalaman dua arah",
+                                    would_recommend=True,
+                                    goal_attainment={"it-1": 90, "lead-1": 70}),
+        )
+    return await handle.result()
+
+
+HISTORIES = Path(__file__).resolve().parents[1] / "histories"
+
+
+async def maybe_record_history(handle: WorkflowHandle[Any, Any], name: str) -> None:
+    """With SEBAYA_RECORD_HISTORIES=1, save this workflow's history for the replay tests.
+
+    Committed histories are the contract with running pairings: every later version of the
+    workflow code must replay them (``tests/workflows/test_replay.py``).
+    """
+    if os.environ.get("SEBAYA_RECORD_HISTORIES") != "1":
+        return
+    history = await handle.fetch_history()
+    HISTORIES.mkdir(exist_ok=True)
+    (HISTORIES / f"{name}.json").write_text(history.to_json())
+
+
+async def query_state(handle: WorkflowHandle[Any, Any]) -> Any:
+    """Query a run that may have just continued as new (its first task not yet scheduled)."""
+    from temporalio.service import RPCError
+
+    from workflows.pairing import PairingWorkflow
+
+    for _ in range(100):
+        try:
+            return await handle.query(PairingWorkflow.state)
+        except RPCError as exc:
+            if "not scheduled yet" not in str(exc):
+                raise
+        await asyncio.sleep(0.05)  # real-time retry of the RPC, not a workflow timer
+    raise AssertionError("the workflow never became queryable")

@@ -17,7 +17,9 @@ from domain.pairing import PairingState, Phase, fold
 from tests.workflows.harness import (
     advance_to,
     decode_all,
+    drive_weekly_lifecycle,
     goals,
+    maybe_record_history,
     running_worker,
     six_month_rules,
     start_pairing,
@@ -67,51 +69,11 @@ async def test_six_month_weekly_pairing_from_match_to_completion(
     store = store_for(db_pool)
     async with running_worker(temporal_env.client, db_pool, task_queue):
         handle = await start_pairing(temporal_env.client, task_queue)
-        state: PairingState = await started_state(handle)
-        assert state.started_at is not None
-        t0 = state.started_at
-        await advance_to(temporal_env, handle, t0 + H)
-        await handle.execute_update(PairingWorkflow.set_goals,
-                                    c.SetGoals(actor=MENTEE, goals=goals("it")))
-        await handle.execute_update(PairingWorkflow.set_goals,
-                                    c.SetGoals(actor=MENTOR, goals=goals("lead")))
-        mid, end = t0 + timedelta(days=91), t0 + timedelta(days=182)
-        reviewed = False
-        while True:
-            state = await handle.query(PairingWorkflow.state)
-            pending = state.next_meeting
-            if not reviewed and (pending is None or pending.scheduled_at + H > mid + H):
-                await advance_to(temporal_env, handle, mid + H)
-                for who, sat in ((MENTEE, 4), (MENTOR, 5)):
-                    await handle.execute_update(
-                        PairingWorkflow.submit_midpoint_review,
-                        c.SubmitMidpointReview(actor=who, satisfaction=sat,
-                                               wants_to_continue=True),
-                    )
-                reviewed = True
-                continue
-            if pending is None:
-                break
-            await advance_to(temporal_env, handle, pending.scheduled_at + H)
-            await handle.execute_update(
-                PairingWorkflow.log_meeting,
-                c.LogMeeting(actor=MENTEE if pending.meeting_no % 2 else MENTOR,
-                             meeting_no=pending.meeting_no, held=True,
-                             topics=("keterampilan IT", "karier"),
-                             goal_progress={"it-1": min(100, 4 * pending.meeting_no)}),
-            )
-        await advance_to(temporal_env, handle, end + H)
-        for who in (MENTEE, MENTOR):
-            await handle.execute_update(
-                PairingWorkflow.submit_final_evaluation,
-                c.SubmitFinalEvaluation(actor=who, relationship_rating=5, program_rating=4,
-                                        learned="Berbagi pengalaman dua arah",
-                                        would_recommend=True,
-                                        goal_attainment={"it-1": 90, "lead-1": 70}),
-            )
-        outcome = await handle.result()
+        t0 = (await started_state(handle)).started_at
+        outcome = await drive_weekly_lifecycle(temporal_env, handle)
         assert outcome.phase is Phase.COMPLETED
         final_state: PairingState = await handle.query(PairingWorkflow.state)
+        await maybe_record_history(handle, "six_month_weekly_completed")
 
     records = await store.read_stream(pairing_stream(final_state.pairing_id))
     assert [r.type for r in records] == expected_weekly_lifecycle(t0)
@@ -205,6 +167,7 @@ async def test_no_fault_exit_in_every_phase(
         await handle.execute_update(PairingWorkflow.request_exit,
                                     c.RequestExit(actor=actor, reason=e.ExitReason.NOT_A_FIT))
         outcome = await handle.result()
+        await maybe_record_history(handle, f"exit_{phase_before.value}_{days}d")
         assert outcome.phase is Phase.EXITED and outcome.exit is not None
         records = await store.read_stream(pairing_stream(state.pairing_id))
         assert records[-1].type == "PairingExited"

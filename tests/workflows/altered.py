@@ -1,0 +1,26 @@
+"""A deliberately non-deterministic change to PairingWorkflow, for the replay tests.
+
+Kept in its own module: workflow modules must be free of import-time side effects because the
+sandbox re-imports them for every run.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.pairing import PairingInput, PairingOutcome, PairingWorkflow
+
+
+@workflow.defn(name="PairingWorkflow")
+class ReorderedPairingWorkflow(PairingWorkflow):
+    """A careless change: a new timer before the first decision ("wait an hour before telling
+    the pair"). Pairings already running did not do this, so their histories must refuse to
+    replay."""
+
+    @workflow.run
+    async def run(self, inp: PairingInput) -> PairingOutcome:
+        await workflow.sleep(timedelta(hours=1))
+        return await super().run(inp)

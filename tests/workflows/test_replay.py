@@ -1,0 +1,46 @@
+"""Committed histories must replay on the current workflow code.
+
+``tests/histories/*.json`` were recorded from real runs (SEBAYA_RECORD_HISTORIES=1 pytest
+tests/workflows). A change to PairingWorkflow that would alter the commands of a running
+pairing makes this test fail; such a change belongs behind ``workflow.patched()``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+from temporalio.workflow import NondeterminismError
+
+from tests.workflows.altered import ReorderedPairingWorkflow
+from workflows import ALL_WORKFLOWS
+
+HISTORIES = sorted((Path(__file__).resolve().parents[1] / "histories").glob("*.json"))
+
+
+def _load(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(path.stem, path.read_text())
+
+
+def test_histories_are_committed() -> None:
+    names = {p.stem for p in HISTORIES}
+    assert "six_month_weekly_completed" in names
+    assert len(names) >= 5, names
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_committed_history_replays(path: Path) -> None:
+    replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(_load(path), raise_on_replay_failure=True)
+    assert result.replay_failure is None
+
+
+async def test_an_altered_workflow_fails_with_nondeterminism() -> None:
+    replayer = Replayer(workflows=[ReorderedPairingWorkflow],
+                        data_converter=pydantic_data_converter)
+    history = _load(next(p for p in HISTORIES if p.stem == "six_month_weekly_completed"))
+    with pytest.raises(NondeterminismError):
+        await replayer.replay_workflow(history)
