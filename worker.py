@@ -117,7 +117,7 @@ def build_worker(
     if activities is None:
         from activities import build_activities
 
-        activities = build_activities(pool, settings)
+        activities = build_activities(pool, settings, client=client)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -145,7 +145,7 @@ async def run_worker(
     if activities is None:
         from activities import build_activities
 
-        activities = build_activities(pool, settings)
+        activities = build_activities(pool, settings, client=client)
     executor = None
     if not all(_is_async(fn) for fn in activities):
         executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sebaya-activity")

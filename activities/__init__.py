@@ -1,4 +1,5 @@
-"""The only side effects: append events to the store, deliver notifications, match at scale."""
+"""The only side effects: append events to the store, deliver notifications, match at scale,
+start and end pairing workflows."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+from temporalio.client import Client
 
+from activities.cohort import CohortActivities
 from activities.notify import LogChannel, NotificationActivities, NotificationChannel
 from activities.recording import RecordingActivities
 from activities.store import StoreActivities
@@ -16,12 +19,29 @@ from sebaya.settings import Settings
 
 
 def build_activities(
-    pool: asyncpg.Pool, settings: Settings | None = None, *,
+    pool: asyncpg.Pool,
+    settings: Settings | None = None,
+    *,
+    client: Client | None = None,
     channel: NotificationChannel | None = None,
 ) -> list[Callable[..., Any]]:
-    """Every activity the worker registers, bound to shared infrastructure."""
+    """Every activity the worker registers, bound to shared infrastructure.
+
+    ``client`` is the worker's own Temporal client: the cohort's activities use it to start
+    and end pairing workflows. Without one, only the pairing activities are offered.
+    """
     store = EventStore(pool, domain_registry())
     store_acts = StoreActivities(store)
     notify = NotificationActivities(pool, channel or LogChannel())
     recording = RecordingActivities(store_acts, notify)
-    return [store_acts.append_events, notify.send_notifications, recording.record_and_notify]
+    acts: list[Callable[..., Any]] = [
+        store_acts.append_events,
+        store_acts.read_events,
+        notify.send_notifications,
+        recording.record_and_notify,
+    ]
+    if client is not None:
+        cohort = CohortActivities(pool, store, client)
+        acts += [cohort.run_matching, cohort.score_pairs, cohort.find_rematch,
+                 cohort.launch_pairings, cohort.end_pairing]
+    return acts

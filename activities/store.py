@@ -64,6 +64,13 @@ class AppendEventsResult(BaseModel):
     stored: list[StoredEvent]
 
 
+class ReadEventsInput(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    stream_id: str
+    after_version: int
+
+
 class StoreActivities:
     def __init__(self, store: EventStore) -> None:
         self._store = store
@@ -95,3 +102,10 @@ class StoreActivities:
             idempotent_replay=result.idempotent_replay,
             stored=stored,
         )
+
+    @activity.defn(name="read_events")
+    async def read_events(self, inp: ReadEventsInput) -> list[StoredEvent]:
+        """Events after ``after_version``: what another activity appended for the workflow."""
+        records = await self._store.read_stream(inp.stream_id, inp.after_version + 1)
+        return [StoredEvent(type=r.type, schema_version=r.schema_version, payload=r.payload)
+                for r in records]

@@ -1,5 +1,6 @@
 """Temporal workflows: one per pairing, one per cohort. Deterministic code only."""
 
+from workflows.cohort import CohortWorkflow
 from workflows.pairing import PairingWorkflow
 
-ALL_WORKFLOWS: list[type] = [PairingWorkflow]
+ALL_WORKFLOWS: list[type] = [PairingWorkflow, CohortWorkflow]

@@ -19,6 +19,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.envelope import envelopes
     from activities.notify import Delivery
     from activities.recording import RecordingActivities, RecordInput
     from activities.store import AppendEventsInput
@@ -26,10 +27,10 @@ with workflow.unsafe.imports_passed_through():
     from domain import errors
     from domain import events as e
     from domain.events import EVENTS_BY_TYPE
-    from domain.ids import event_id_for, pairing_stream
+    from domain.ids import pairing_stream
     from domain.notifications import Notification, notifications_for
     from domain.pairing import PairingState, Phase, advance, decide, fold, next_due
-    from eventstore import EventMetadata, NewEvent
+    from eventstore import NewEvent
 
 
 # Appends and deliveries are short database calls: local activities keep them out of the task
@@ -207,24 +208,11 @@ class PairingWorkflow:
         now = workflow.now()
         events = [*due, *caused]
         actors = [str(c.Actor.system())] * len(due) + [str(actor)] * len(caused)
-        new_events = []
-        for offset, (event, by) in enumerate(zip(events, actors, strict=True), start=1):
-            new_events.append(
-                NewEvent(
-                    event_id=event_id_for(stream, base + offset),
-                    type=event.event_type,
-                    schema_version=event.schema_version,
-                    payload=event.model_dump(mode="json"),
-                    metadata=EventMetadata(
-                        actor=by,
-                        occurred_at=now,
-                        workflow_id=info.workflow_id,
-                        run_id=info.run_id,
-                        correlation_id=self._input.start.cohort_id,
-                        causation_id=update.id if update else None,
-                    ),
-                )
-            )
+        new_events = envelopes(
+            stream, base, events, actors, occurred_at=now, workflow_id=info.workflow_id,
+            run_id=info.run_id, correlation_id=self._input.start.cohort_id,
+            causation_id=update.id if update else None,
+        )
         # Notifications come from the decided events; their keys are the event ids, which a
         # retry or replay reproduces, so a delivery is never repeated.
         deliveries = [

@@ -58,8 +58,8 @@ async def main() -> None:
     notify = NotificationActivities(pool, LogChannel())
     recorder = CrashingRecorder(store, notify, args.crash_after_append)
     worker = Worker(client, task_queue=args.task_queue, workflows=ALL_WORKFLOWS,
-                    activities=[store.append_events, notify.send_notifications,
-                                recorder.record_and_notify])
+                    activities=[store.append_events, store.read_events,
+                                notify.send_notifications, recorder.record_and_notify])
     print("crash_worker: polling", flush=True)
     await worker.run()
 

@@ -41,7 +41,7 @@ async def running_worker(
         client,
         task_queue=task_queue,
         workflows=ALL_WORKFLOWS,
-        activities=build_activities(pool),
+        activities=build_activities(pool, client=client),
         max_concurrent_workflow_tasks=50,
     )
     async with worker:

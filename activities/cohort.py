@@ -1,0 +1,294 @@
+"""Cohort side effects: matching at scale, launching pairing workflows, ending a pairing.
+
+Matching runs here (numpy/scipy never enter the workflow sandbox). Its result is written to
+the cohort's stream by this activity, at the version the workflow chose and with ids derived
+from it, so a retry after a crash is a no-op; only the compact pair list travels back
+through Temporal history. Explanations go to ``match_proposals`` and are read again when a
+pairing is launched.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict
+from temporalio import activity
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from activities.envelope import envelopes
+from activities.roster import load_profiles, load_program
+from domain import cohort_events as ce
+from domain import commands as c
+from domain.cohort import LaunchSpec
+from domain.events import DomainEvent, ExitReason
+from domain.ids import cohort_stream, pairing_workflow_id
+from domain.matching import candidates, match, rematch
+from domain.people import Role
+from domain.rules import GroundRules
+from eventstore import EventStore
+
+# Keep each stored event small: a 5,000-pair match run becomes about 25 events.
+CHUNK = 200
+
+
+class StreamPosition(BaseModel):
+    """Where the workflow wants an activity to append to its cohort stream, and as whom."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cohort_id: str
+    expected_version: int
+    occurred_at: datetime
+    workflow_id: str
+    run_id: str
+
+
+class MatchingProposal(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    pairs: list[ce.ProposedPair]
+    unmatched: int
+    last_version: int
+
+
+class ScorePairsInput(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    cohort_id: str
+    run_id: str
+    pairs: list[tuple[str, str]]
+    exclusions: list[tuple[str, str]] = []
+    today: datetime
+
+
+class RematchInput(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    at: StreamPosition
+    employee_id: str
+    role: str
+    attempt: int
+    exclusions: list[tuple[str, str]]
+    mentor_load: dict[str, int]
+    busy: list[str]
+    left: list[str]
+
+
+class RematchOutcome(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    partner: str | None
+    score: float = 0.0
+    reason: str | None = None
+    last_version: int
+
+
+class LaunchInput(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    cohort_id: str
+    cohort_workflow_id: str
+    task_queue: str
+    start_at: datetime
+    ground_rules: GroundRules
+    specs: list[LaunchSpec]
+
+
+class EndPairingInput(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    pairing_id: str
+    leaving_employee_id: str
+    recorded_by: str
+
+
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i:i + size] for i in range(0, len(items), size)] or [[]]
+
+
+class CohortActivities:
+    def __init__(self, pool: asyncpg.Pool, store: EventStore, client: Client) -> None:
+        self._pool = pool
+        self._store = store
+        self._client = client
+
+    async def _append(self, at: StreamPosition, events: list[DomainEvent]) -> int:
+        stream = cohort_stream(at.cohort_id)
+        new = envelopes(stream, at.expected_version, events, ["system:matcher"] * len(events),
+                        occurred_at=at.occurred_at, workflow_id=at.workflow_id,
+                        run_id=at.run_id, correlation_id=at.cohort_id)
+        result = await self._store.append(stream, at.expected_version, new)
+        return result.last_version
+
+    async def _save_explanations(self, cohort_id: str, run_id: str,
+                                 rows: list[tuple[str, str, float, dict[str, Any]]]) -> None:
+        await self._pool.executemany(
+            """
+            INSERT INTO match_proposals (cohort_id, run_id, mentor_id, mentee_id, score,
+                                         explanation)
+            VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+            ON CONFLICT DO NOTHING
+            """,
+            [(cohort_id, run_id, m, e, s, json.dumps(x)) for m, e, s, x in rows],
+        )
+
+    @activity.defn(name="run_matching")
+    async def run_matching(self, at: StreamPosition) -> MatchingProposal:
+        program = await load_program(self._pool, at.cohort_id)
+        profiles = await load_profiles(self._pool, at.cohort_id)
+        today = at.occurred_at.astimezone(program.ground_rules.zone).date()
+        result = match(program, profiles, today=today)
+        run_id = f"{at.cohort_id}:initial"
+        await self._save_explanations(at.cohort_id, run_id, [
+            (p.mentor, p.mentee, p.score, p.explanation.model_dump(mode="json"))
+            for p in result.pairs
+        ])
+        pairs = [ce.ProposedPair(mentor=p.mentor, mentee=p.mentee, score=p.score)
+                 for p in result.pairs]
+        unmatched = [ce.UnmatchedPerson(employee_id=u.employee_id, reason=u.reason)
+                     for u in result.unmatched]
+        pair_chunks, unmatched_chunks = _chunks(pairs, CHUNK), _chunks(unmatched, CHUNK)
+        events: list[DomainEvent] = [ce.MatchRunRecorded(
+            run_id=run_id, kind="initial", input_digest=result.input_digest,
+            algorithm_version=result.algorithm_version,
+            policy=program.matching.model_dump(mode="json"), total_score=result.total_score,
+            pair_count=len(pairs), unmatched_count=len(unmatched),
+            pairs=tuple(pair_chunks[0]), unmatched=tuple(unmatched_chunks[0]))]
+        for k in range(1, max(len(pair_chunks), len(unmatched_chunks))):
+            events.append(ce.MatchRunContinued(
+                run_id=run_id, chunk=k,
+                pairs=tuple(pair_chunks[k]) if k < len(pair_chunks) else (),
+                unmatched=tuple(unmatched_chunks[k]) if k < len(unmatched_chunks) else ()))
+        last = await self._append(at, events)
+        activity.logger.info("match run %s: %d pairs, %d unmatched", run_id, len(pairs),
+                             len(unmatched))
+        return MatchingProposal(run_id=run_id, pairs=pairs, unmatched=len(unmatched),
+                                last_version=last)
+
+    @activity.defn(name="score_pairs")
+    async def score_pairs(self, inp: ScorePairsInput) -> dict[str, float]:
+        """Scores of the given pairs that pass every hard constraint (for ops' swaps)."""
+        program = await load_program(self._pool, inp.cohort_id)
+        wanted = set(inp.pairs)
+        people = {e for pair in inp.pairs for e in pair}
+        profiles = [p for p in await load_profiles(self._pool, inp.cohort_id)
+                    if p.employee_id in people]
+        mentors = [p for p in profiles if p.role is Role.MENTOR]
+        mentees = [p for p in profiles if p.role is Role.MENTEE]
+        today = inp.today.astimezone(program.ground_rules.zone).date()
+        found = [cand for cand in candidates(program, mentors, mentees, today=today,
+                                             exclusions=frozenset(inp.exclusions))
+                 if (cand.mentor, cand.mentee) in wanted]
+        await self._save_explanations(inp.cohort_id, inp.run_id, [
+            (cand.mentor, cand.mentee, cand.score, cand.explanation.model_dump(mode="json"))
+            for cand in found])
+        return {f"{cand.mentor}|{cand.mentee}": cand.score for cand in found}
+
+    @activity.defn(name="find_rematch")
+    async def find_rematch(self, inp: RematchInput) -> RematchOutcome:
+        at = inp.at
+        program = await load_program(self._pool, at.cohort_id)
+        profiles = {p.employee_id: p for p in await load_profiles(self._pool, at.cohort_id)}
+        waiting = profiles[inp.employee_id]
+        unavailable = set(inp.left)
+        if waiting.role is Role.MENTEE:
+            pool = [p for p in profiles.values() if p.role is Role.MENTOR
+                    and p.employee_id not in unavailable]
+            remaining = {p.employee_id: p.capacity - inp.mentor_load.get(p.employee_id, 0)
+                         for p in pool}
+            pool = [p for p in pool if remaining[p.employee_id] > 0]
+        else:
+            busy = set(inp.busy)
+            pool = [p for p in profiles.values() if p.role is Role.MENTEE
+                    and p.employee_id not in unavailable and p.employee_id not in busy]
+            remaining = {waiting.employee_id:
+                         waiting.capacity - inp.mentor_load.get(waiting.employee_id, 0)}
+        today = at.occurred_at.astimezone(program.ground_rules.zone).date()
+        # Timing (cool-off, the rematch window) is the cohort workflow's business: it only
+        # asks once both allow a rematch, so the matcher is not given an exit date here.
+        found = rematch(program, waiting, pool, today=today,
+                        exclusions=frozenset(inp.exclusions), remaining_capacity=remaining)
+        run_id = f"{at.cohort_id}:rematch:{inp.employee_id}:{inp.attempt}"
+        pairs: tuple[ce.ProposedPair, ...] = ()
+        unmatched: tuple[ce.UnmatchedPerson, ...] = ()
+        if found.partner is not None:
+            mentor, mentee = ((found.partner, inp.employee_id) if waiting.role is Role.MENTEE
+                              else (inp.employee_id, found.partner))
+            pairs = (ce.ProposedPair(mentor=mentor, mentee=mentee, score=found.score),)
+            explanation = found.explanation.model_dump(mode="json") if found.explanation else {}
+            await self._save_explanations(at.cohort_id, run_id,
+                                          [(mentor, mentee, found.score, explanation)])
+        else:
+            unmatched = (ce.UnmatchedPerson(employee_id=inp.employee_id,
+                                            reason=found.reason or "no partner"),)
+        last = await self._append(at, [ce.MatchRunRecorded(
+            run_id=run_id, kind="rematch", input_digest=f"rematch:{inp.employee_id}",
+            algorithm_version="sebaya-rematch/1",
+            policy=program.matching.model_dump(mode="json"),
+            total_score=found.score if found.partner else 0.0,
+            pair_count=len(pairs), unmatched_count=len(unmatched), pairs=pairs,
+            unmatched=unmatched)])
+        return RematchOutcome(run_id=run_id, partner=found.partner, score=found.score or 0.0,
+                              reason=found.reason, last_version=last)
+
+    @activity.defn(name="launch_pairings")
+    async def launch_pairings(self, inp: LaunchInput) -> int:
+        """Start one PairingWorkflow per spec. Idempotent: a retry finds them started."""
+        from workflows.pairing import PairingInput, PairingWorkflow
+
+        started = 0
+        for spec in inp.specs:
+            row = await self._pool.fetchrow(
+                "SELECT explanation FROM match_proposals WHERE cohort_id = $1 AND run_id = $2 "
+                "AND mentor_id = $3 AND mentee_id = $4",
+                inp.cohort_id, spec.run_id, spec.mentor_id, spec.mentee_id)
+            explanation = json.loads(row["explanation"]) if row else {}
+            start = c.StartPairing(
+                actor=c.Actor.system(), pairing_id=spec.pairing_id, cohort_id=inp.cohort_id,
+                mentor_id=spec.mentor_id, mentee_id=spec.mentee_id,
+                ground_rules=inp.ground_rules, match_score=spec.score,
+                explanation={"match_run": spec.run_id, **explanation},
+                rematch_of=spec.rematch_of,
+            )
+            try:
+                await self._client.start_workflow(
+                    PairingWorkflow.run,
+                    PairingInput(start=start, start_at=inp.start_at,
+                                 report_to=inp.cohort_workflow_id),
+                    id=pairing_workflow_id(spec.pairing_id),
+                    task_queue=inp.task_queue,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                )
+                started += 1
+            except WorkflowAlreadyStartedError:
+                pass  # launched by an earlier attempt of this activity and already finished
+            activity.heartbeat(spec.pairing_id)
+        return started
+
+    @activity.defn(name="end_pairing")
+    async def end_pairing(self, inp: EndPairingInput) -> str:
+        """Ask a pairing to end because one of its people left the company."""
+        from workflows.pairing import PairingWorkflow
+
+        handle = self._client.get_workflow_handle_for(
+            PairingWorkflow.run, pairing_workflow_id(inp.pairing_id))
+        try:
+            await handle.execute_update(PairingWorkflow.request_exit, c.RequestExit(
+                actor=c.Actor.ops(inp.recorded_by), reason=ExitReason.LEFT_COMPANY,
+                leaving_employee_id=inp.leaving_employee_id))
+        except WorkflowUpdateFailedError as exc:
+            return f"refused: {exc.cause}"  # already closed: nothing left to end
+        except RPCError as exc:
+            if "already completed" in str(exc) or "not found" in str(exc):
+                return "already closed"
+            raise ApplicationError(f"could not reach pairing {inp.pairing_id}: {exc}") from exc
+        return "ended"

@@ -1,0 +1,173 @@
+"""Domain events of a program cohort (stream ``cohort-<id>``), in the past tense.
+
+The cohort's stream says who was matched with whom and why (the match runs), when each
+pairing was launched and how it ended, who waited for a rematch, and who left the company.
+People appear by ``employee_id`` only.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.events import DomainEvent
+
+
+class ProposedPair(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mentor: str
+    mentee: str
+    score: float
+
+
+class UnmatchedPerson(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    employee_id: str
+    reason: str
+
+
+class CohortStarted(DomainEvent):
+    event_type: ClassVar[str] = "CohortStarted"
+
+    cohort_id: str
+    program_name: str
+    objective: dict[str, Any]
+    baseline: dict[str, Any]
+    starts_at: datetime
+    ends_at: datetime | None
+    rematch_until: datetime | None
+    cool_off_days: int
+    approval: Literal["auto", "manual"]
+    people_digest: str
+    mentors: int
+    mentees: int
+
+
+class MatchRunRecorded(DomainEvent):
+    """One run of the matcher: enough to re-run it and compare (digest, policy, version).
+
+    Large results are split: this event carries the first chunk of pairs, and
+    ``MatchRunContinued`` events carry the rest, so no single event grows without bound.
+    """
+
+    event_type: ClassVar[str] = "MatchRunRecorded"
+
+    run_id: str
+    kind: Literal["initial", "rematch"]
+    input_digest: str
+    algorithm_version: str
+    policy: dict[str, Any]
+    total_score: float
+    pair_count: int
+    unmatched_count: int
+    pairs: tuple[ProposedPair, ...] = ()
+    unmatched: tuple[UnmatchedPerson, ...] = ()
+
+
+class MatchRunContinued(DomainEvent):
+    event_type: ClassVar[str] = "MatchRunContinued"
+
+    run_id: str
+    chunk: int = Field(ge=1)
+    pairs: tuple[ProposedPair, ...] = ()
+    unmatched: tuple[UnmatchedPerson, ...] = ()
+
+
+class ProposalAdjusted(DomainEvent):
+    """Operations changed a proposed match before approving (manual approval)."""
+
+    event_type: ClassVar[str] = "ProposalAdjusted"
+
+    action: Literal["drop", "swap"]
+    pairs_before: tuple[ProposedPair, ...]
+    pairs_after: tuple[ProposedPair, ...]
+    adjusted_by: str
+
+
+class ProposalApproved(DomainEvent):
+    event_type: ClassVar[str] = "ProposalApproved"
+
+    run_id: str
+    approved_by: str
+    pairs: int
+
+
+class PairingLaunched(DomainEvent):
+    event_type: ClassVar[str] = "PairingLaunched"
+
+    pairing_id: str
+    mentor_id: str
+    mentee_id: str
+    score: float
+    starts_at: datetime
+    rematch_of: str | None = None
+
+
+class PairingEnded(DomainEvent):
+    event_type: ClassVar[str] = "PairingEnded"
+
+    pairing_id: str
+    outcome: Literal["completed", "exited"]
+    initiated_by: str | None = None
+    reason: str | None = None
+    phase_at_exit: str | None = None
+    leaving_employee_id: str | None = None
+    ended_at: datetime
+    meetings_held: int
+    meetings_missed: int
+
+
+class ParticipantWaiting(DomainEvent):
+    """A person whose pairing ended early waits in the pool for a rematch."""
+
+    event_type: ClassVar[str] = "ParticipantWaiting"
+
+    employee_id: str
+    role: Literal["mentor", "mentee"]
+    after_pairing: str
+    available_at: datetime
+
+
+class RematchNotPossible(DomainEvent):
+    event_type: ClassVar[str] = "RematchNotPossible"
+
+    employee_id: str
+    reason: str
+
+
+class ParticipantLeft(DomainEvent):
+    """HR says a participant left the company; counted in retention."""
+
+    event_type: ClassVar[str] = "ParticipantLeft"
+
+    employee_id: str
+    left_on: date
+    recorded_by: str
+
+
+class CohortCompleted(DomainEvent):
+    event_type: ClassVar[str] = "CohortCompleted"
+
+    completed_at: datetime
+    pairings: int
+    completed: int
+    exited: int
+
+
+COHORT_EVENTS: tuple[type[DomainEvent], ...] = (
+    CohortStarted,
+    MatchRunRecorded,
+    MatchRunContinued,
+    ProposalAdjusted,
+    ProposalApproved,
+    PairingLaunched,
+    PairingEnded,
+    ParticipantWaiting,
+    RematchNotPossible,
+    ParticipantLeft,
+    CohortCompleted,
+)
