@@ -116,6 +116,11 @@ class PairingWorkflow:
     def state(self) -> PairingState:
         return self._state
 
+    @workflow.query
+    def scheduled_start(self) -> datetime | None:
+        """When a pairing that has not started yet will start (None: at once)."""
+        return self._input.start_at
+
     # --- the timer loop ----------------------------------------------------------------------
 
     @workflow.run

@@ -5,11 +5,12 @@ Other commands that act on a running cohort are added to this same Typer app els
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -151,3 +152,138 @@ def _print_table(program: ProgramSpec, people: list[Person], result: MatchResult
         f"{len(result.candidates)} eligible pairs considered; "
         f"{result.algorithm_version}, input {result.input_digest[:12]}"
     )
+
+
+# --- commands that act on the running system ---------------------------------------------
+
+
+def _services() -> Any:
+    from sebaya.runtime import ServicesNotConfigured, resolve_services
+
+    try:
+        return resolve_services()
+    except ServicesNotConfigured as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+
+
+@app.command("start")
+def start(
+    program_path: ProgramArg,
+    people_path: PeopleArg,
+    cohort_id: Annotated[
+        str | None, typer.Option("--cohort-id", help="Default: from the program name.")
+    ] = None,
+    started_by: Annotated[str, typer.Option("--by", help="Who starts it (ops name).")] = "ops",
+) -> None:
+    """Validate the inputs, record the roster and start the cohort's workflow."""
+    program, people = _load(program_path, people_path)
+    services = _services()
+
+    async def go() -> str:
+        from sebaya.operations import start_cohort
+        from sebaya.runtime import connect_pool, connect_temporal
+
+        client = await connect_temporal(services)
+        pool = await connect_pool(services)
+        try:
+            handle = await start_cohort(pool, client, program=program, people=people,
+                                        task_queue=services.task_queue, cohort_id=cohort_id,
+                                        started_by=started_by)
+        finally:
+            await pool.close()
+        return handle.id.removeprefix("cohort-")
+
+    try:
+        started = asyncio.run(go())
+    except Exception as exc:  # a clear message beats a traceback for ops
+        typer.echo(f"error: could not start the cohort: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    Console().print(
+        f"[bold green]started[/] cohort [bold]{started}[/] "
+        f"({sum(p.role is Role.MENTOR for p in people)} mentors, "
+        f"{sum(p.role is Role.MENTEE for p in people)} mentees; approval: "
+        f"{program.approval.value})\n"
+        f"  watch it:   sebaya cohort status {started}\n"
+        + (f"  approve it: sebaya cohort approve {started} --by NAME\n"
+           if program.approval.value == "manual" else "")
+    )
+
+
+@app.command("approve")
+def approve_command(
+    cohort_id: Annotated[str, typer.Argument(help="Cohort id")],
+    approved_by: Annotated[str, typer.Option("--by", help="Your name (recorded).")],
+    drop: Annotated[
+        list[str] | None, typer.Option(help="MENTOR:MENTEE pair to drop (repeatable).")
+    ] = None,
+    swap: Annotated[
+        list[str] | None,
+        typer.Option(help="Swap the mentors of two pairs: M1:E1,M2:E2 (repeatable)."),
+    ] = None,
+) -> None:
+    """Approve the proposed pairs, after dropping or swapping some."""
+    from domain.cohort import ApproveProposal
+    from sebaya.operations import approve, parse_pair
+
+    try:
+        drops = tuple(parse_pair(d) for d in drop or [])
+        swaps = []
+        for s in swap or []:
+            a, _, b = s.partition(",")
+            swaps.append((parse_pair(a), parse_pair(b)))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    services = _services()
+
+    async def go() -> int:
+        from sebaya.runtime import connect_temporal
+
+        client = await connect_temporal(services)
+        return await approve(client, cohort_id, ApproveProposal(
+            approved_by=approved_by, drop=drops, swap=tuple(swaps)))
+
+    try:
+        n = asyncio.run(go())
+    except Exception as exc:
+        typer.echo(f"error: {_cause(exc)}", err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(f"approved: {n} pairing(s) will start on the program's start date")
+
+
+@app.command("participant-left")
+def participant_left_command(
+    cohort_id: Annotated[str, typer.Argument(help="Cohort id")],
+    employee_id: Annotated[str, typer.Argument(help="Who left the company")],
+    left_on: Annotated[str, typer.Option("--date", help="Last day (YYYY-MM-DD)")],
+    recorded_by: Annotated[str, typer.Option("--by", help="Who records it")] = "hr",
+) -> None:
+    """Record that a participant left the company; their pairing ends (counted in retention)."""
+    from sebaya.operations import participant_left
+
+    try:
+        day = date.fromisoformat(left_on)
+    except ValueError:
+        raise typer.BadParameter(f"expected YYYY-MM-DD, got {left_on!r}",
+                                 param_hint="--date") from None
+    services = _services()
+
+    async def go() -> list[str]:
+        from sebaya.runtime import connect_temporal
+
+        client = await connect_temporal(services)
+        return await participant_left(client, cohort_id, employee_id, day, recorded_by)
+
+    try:
+        ended = asyncio.run(go())
+    except Exception as exc:
+        typer.echo(f"error: {_cause(exc)}", err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(f"recorded: {employee_id} left on {day}; pairings ended: "
+               f"{', '.join(ended) or 'none'}")
+
+
+def _cause(exc: BaseException) -> str:
+    """The domain's own words for a refused update, not the transport's."""
+    cause = getattr(exc, "cause", None)
+    return str(cause) if cause is not None else str(exc)

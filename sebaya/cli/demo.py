@@ -1,0 +1,103 @@
+"""``sebaya demo`` (``make demo``): a whole sample cohort on the embedded stack, in virtual
+time, ending with the cohort report and the commands to inspect what happened."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def demo(
+    program: Annotated[Path, typer.Option(help="program.yaml")] = EXAMPLES / "program.yaml",
+    people: Annotated[Path, typer.Option(help="people.csv")] = EXAMPLES / "people.csv",
+    seed: Annotated[int, typer.Option(help="Seed of the simulated participants.")] = 7,
+) -> None:
+    console = Console()
+    asyncio.run(_demo(console, program, people, seed))
+
+
+async def _demo(console: Console, program_path: Path, people_path: Path, seed: int) -> None:
+    from temporalio.testing import TimeSkipper, TimeSkippingConfig
+
+    from intake import load_people, load_program
+    from sebaya.devstack import DevStack
+    from sebaya.logging import configure_logging
+    from sebaya.operations import new_cohort_id, start_cohort
+    from sebaya.runtime import connect_pool, connect_temporal, resolve_services
+    from sebaya.settings import get_settings
+    from sebaya.simulation import CohortSimulation
+    from worker import build_worker
+
+    configure_logging("json", "WARNING")
+    began = time.monotonic()
+    settings = get_settings()
+    program = load_program(program_path)
+    roster = load_people(people_path, program)
+    console.rule("[bold]Sebaya demo")
+    console.print(f"program: [bold]{program.name}[/] — {program.objective.description}")
+    if not settings.uses_external_services:
+        console.print("starting the embedded stack (PostgreSQL + Temporal dev server)…")
+        DevStack(settings, report=lambda line: console.print(f"  {line}")).up(worker=True)
+    services = resolve_services(settings)
+    client = await connect_temporal(services)
+    pool = await connect_pool(services)
+    # Workflows started through this client get time skipping configured (off until the
+    # simulation fast-forwards each one); nothing else about them is simulated.
+    skipper = TimeSkipper(client, config=TimeSkippingConfig(enabled=False))
+    worker = build_worker(skipper.client, pool, settings)
+    try:
+        async with worker:
+            cohort_id = new_cohort_id(program)
+            await start_cohort(pool, skipper.client, program=program, people=roster,
+                               task_queue=services.task_queue, cohort_id=cohort_id,
+                               started_by="demo")
+            console.print(f"cohort [bold]{cohort_id}[/]: {len(roster)} people; simulating "
+                          f"{program.ground_rules.program_length_days} days in virtual time…")
+            sim = CohortSimulation(skipper.client, skipper, cohort_id, seed=seed, pool=pool,
+                                   say=lambda line: console.print(f"  {line}"))
+            result = await sim.run()
+            console.print(
+                f"cohort finished: {result.launched} pairings ({result.completed} completed, "
+                f"{result.exited} exited, {result.rematched} rematched); "
+                f"{sim.log.updates_sent} participant actions")
+            await _report(console, pool, cohort_id)
+            example = await pool.fetchval(
+                "SELECT stream_id FROM streams WHERE stream_id LIKE $1 ORDER BY stream_id "
+                "LIMIT 1", f"pairing-{cohort_id}.%")
+            pairing = (example or "pairing-?").removeprefix("pairing-")
+            console.rule("Inspect it yourself")
+            console.print(
+                f"  sebaya cohort status {cohort_id}\n"
+                f"  sebaya cohort report {cohort_id} --html > report.html\n"
+                f"  sebaya audit history {pairing}\n"
+                f"  sebaya audit replay {pairing}\n"
+                f"  sebaya audit verify --cohort {cohort_id}\n"
+                f"  sebaya audit export {cohort_id} --out bundle && "
+                f"sebaya audit verify-bundle bundle\n"
+                f"  Temporal Web UI: sebaya dev status")
+            console.print(f"[dim]finished in {time.monotonic() - began:.0f} s[/]")
+    finally:
+        await pool.close()
+
+
+async def _report(console: Console, pool: object, cohort_id: str) -> None:
+    """The cohort report from the read models, once the projector has caught up."""
+    try:
+        from projections.projector import Projector
+        from sebaya.report_service import cohort_report
+    except ModuleNotFoundError:
+        console.print("(report: read models not available in this build)")
+        return
+    await Projector(pool).catch_up()  # type: ignore[arg-type]
+    report = await cohort_report(pool, cohort_id)  # type: ignore[arg-type]
+    from sebaya.report import render
+
+    console.rule("Cohort report")
+    console.print(render(report, "text"), markup=False, highlight=False)
