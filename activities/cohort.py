@@ -222,10 +222,11 @@ class CohortActivities:
         if found.partner is not None:
             mentor, mentee = ((found.partner, inp.employee_id) if waiting.role is Role.MENTEE
                               else (inp.employee_id, found.partner))
-            pairs = (ce.ProposedPair(mentor=mentor, mentee=mentee, score=found.score),)
+            score = found.score or 0.0
+            pairs = (ce.ProposedPair(mentor=mentor, mentee=mentee, score=score),)
             explanation = found.explanation.model_dump(mode="json") if found.explanation else {}
             await self._save_explanations(at.cohort_id, run_id,
-                                          [(mentor, mentee, found.score, explanation)])
+                                          [(mentor, mentee, score, explanation)])
         else:
             unmatched = (ce.UnmatchedPerson(employee_id=inp.employee_id,
                                             reason=found.reason or "no partner"),)
@@ -233,7 +234,7 @@ class CohortActivities:
             run_id=run_id, kind="rematch", input_digest=f"rematch:{inp.employee_id}",
             algorithm_version="sebaya-rematch/1",
             policy=program.matching.model_dump(mode="json"),
-            total_score=found.score if found.partner else 0.0,
+            total_score=(found.score or 0.0) if found.partner else 0.0,
             pair_count=len(pairs), unmatched_count=len(unmatched), pairs=pairs,
             unmatched=unmatched)])
         return RematchOutcome(run_id=run_id, partner=found.partner, score=found.score or 0.0,

@@ -145,7 +145,7 @@ def cohort_started(
         ends_at=ends_at,
         rematch_until=rematch_until,
         cool_off_days=program.rematch.cool_off_days,
-        approval=program.approval.value,  # type: ignore[arg-type]
+        approval=program.approval.value,
         people_digest=people_digest,
         mentors=mentors,
         mentees=mentees,

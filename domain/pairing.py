@@ -460,7 +460,7 @@ def _missed(
         e.MeetingMissed(
             meeting_no=pending.meeting_no,
             scheduled_at=pending.scheduled_at,
-            reported_by=reported_by,  # type: ignore[arg-type]
+            reported_by=reported_by,
             consecutive_missed=streak,
         )
     ]
@@ -518,7 +518,7 @@ def _reschedule(
             meeting_no=pending.meeting_no,
             previous_at=pending.scheduled_at,
             scheduled_at=cmd.new_time,
-            requested_by=requested_by,  # type: ignore[arg-type]
+            requested_by=requested_by,
         )
     ]
 

@@ -127,9 +127,10 @@ class CohortSimulation:
         state = await self._wait_cohort(handle, lambda s: s.phase not in (
             CohortPhase.NOT_STARTED, CohortPhase.MATCHING, CohortPhase.AWAITING_APPROVAL))
         assert state.starts_at is not None
+        starts_at: datetime = state.starts_at
         self._say(f"matched {len(state.pending_launch)} pairs; program starts "
-                  f"{state.starts_at:%Y-%m-%d}")
-        clock = state.starts_at + timedelta(minutes=5)
+                  f"{starts_at:%Y-%m-%d}")
+        clock = starts_at + timedelta(minutes=5)
         await self._advance_to(handle, clock)
         departure_done = False
         week = 0
@@ -142,7 +143,7 @@ class CohortSimulation:
                         self._run_pairing(pairing_id), name=pairing_id)
             if state.phase is CohortPhase.COMPLETED:
                 break
-            if not departure_done and clock >= state.starts_at + timedelta(weeks=8):
+            if not departure_done and clock >= starts_at + timedelta(weeks=8):
                 departure_done = await self._departure(state, clock)
             # Open the next week to the pairings, wait until all of them have lived it,
             # then move the cohort's clock: exits reach it as signals, rematches and the end
@@ -160,7 +161,7 @@ class CohortSimulation:
                 self._say(f"week {week}: {len(state.active)} pairings running, "
                           f"{state.completed} completed, {state.exited} exited, "
                           f"{len(state.waiting)} waiting for a rematch")
-            if clock > state.starts_at + timedelta(days=400):
+            if clock > starts_at + timedelta(days=400):
                 raise RuntimeError("the simulated cohort did not finish within 400 days")
         await asyncio.gather(*self._running.values())
         result: CohortResult = await handle.result()

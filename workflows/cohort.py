@@ -42,21 +42,12 @@ with workflow.unsafe.imports_passed_through():
     from domain.program import ProgramSpec
     from workflows.pairing import PairingOutcome
 
-_APPEND = {
-    "start_to_close_timeout": timedelta(seconds=30),
-    "retry_policy": RetryPolicy(maximum_interval=timedelta(seconds=30),
-                                non_retryable_error_types=["WrongExpectedVersion",
-                                                           "EventIdConflict"]),
-}
-_MATCHING = {
-    "start_to_close_timeout": timedelta(minutes=10),
-    "retry_policy": RetryPolicy(maximum_interval=timedelta(minutes=1)),
-}
-_LAUNCH = {
-    "start_to_close_timeout": timedelta(minutes=10),
-    "heartbeat_timeout": timedelta(minutes=1),
-    "retry_policy": RetryPolicy(maximum_interval=timedelta(minutes=1)),
-}
+APPEND_TIMEOUT = timedelta(seconds=30)
+APPEND_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30),
+                           non_retryable_error_types=["WrongExpectedVersion", "EventIdConflict"])
+# Matching 10,000 people takes seconds; the bound leaves room for a busy machine.
+MATCHING_TIMEOUT = timedelta(minutes=10)
+SLOW_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
 
 # Pairings launched per activity call, and events per cohort run before continuing as new.
 LAUNCH_BATCH = 250
@@ -126,7 +117,7 @@ class CohortWorkflow:
                     ScorePairsInput(cohort_id=self._state.cohort_id,
                                     run_id=self._state.proposal_run_id or "",
                                     pairs=created, today=workflow.now()),
-                    **_MATCHING,  # type: ignore[arg-type]
+                    start_to_close_timeout=MATCHING_TIMEOUT, retry_policy=SLOW_RETRY,
                 )
                 rescored = {tuple(k.split("|", 1)): v for k, v in scores.items()}  # type: ignore[misc]
             try:
@@ -207,7 +198,8 @@ class CohortWorkflow:
                                         inp.mentors, inp.mentees, workflow.now())
             await self._record([started], f"ops:{inp.started_by}")
             proposal = await workflow.execute_activity_method(
-                CohortActivities.run_matching, self._position(), **_MATCHING,  # type: ignore[arg-type]
+                CohortActivities.run_matching, self._position(),
+                start_to_close_timeout=MATCHING_TIMEOUT, retry_policy=SLOW_RETRY,
             )
             await self._refresh(proposal.last_version)
             if inp.program.approval.value == "auto":
@@ -249,12 +241,16 @@ class CohortWorkflow:
                         task_queue=inp.task_queue,
                         start_at=max(self._state.starts_at, workflow.now()),
                         ground_rules=inp.program.ground_rules, specs=specs),
-            **_LAUNCH,  # type: ignore[arg-type]
+            start_to_close_timeout=MATCHING_TIMEOUT,
+            heartbeat_timeout=timedelta(minutes=1), retry_policy=SLOW_RETRY,
         )
-        launched = [ce.PairingLaunched(pairing_id=s.pairing_id, mentor_id=s.mentor_id,
-                                       mentee_id=s.mentee_id, score=s.score,
-                                       starts_at=max(self._state.starts_at, workflow.now()),
-                                       rematch_of=s.rematch_of) for s in specs]
+        starts_at = max(self._state.starts_at, workflow.now())
+        launched: list[DomainEvent] = [
+            ce.PairingLaunched(pairing_id=s.pairing_id, mentor_id=s.mentor_id,
+                               mentee_id=s.mentee_id, score=s.score, starts_at=starts_at,
+                               rematch_of=s.rematch_of)
+            for s in specs
+        ]
         await self._record(launched, "system:sebaya")
 
     async def _rematch(self, inp: CohortInput, employee_id: str) -> None:
@@ -268,7 +264,7 @@ class CohortWorkflow:
                          attempt=attempt, exclusions=list(s.exclusions),
                          mentor_load=dict(s.mentor_load), busy=sorted(s.busy),
                          left=sorted(s.left)),
-            **_MATCHING,  # type: ignore[arg-type]
+            start_to_close_timeout=MATCHING_TIMEOUT, retry_policy=SLOW_RETRY,
         )
         await self._refresh(outcome.last_version)
         if outcome.partner is None:
@@ -301,7 +297,7 @@ class CohortWorkflow:
             StoreActivities.read_events,
             ReadEventsInput(stream_id=cohort_stream(self._input.cohort_id),
                             after_version=self._state.version),
-            **_APPEND,  # type: ignore[arg-type]
+            start_to_close_timeout=APPEND_TIMEOUT, retry_policy=APPEND_RETRY,
         )
         self._state = co.fold(_decode(stored), self._state)
 
@@ -317,7 +313,7 @@ class CohortWorkflow:
             StoreActivities.append_events,
             AppendEventsInput(stream_id=stream, expected_version=self._state.version,
                               events=new),
-            **_APPEND,  # type: ignore[arg-type]
+            start_to_close_timeout=APPEND_TIMEOUT, retry_policy=APPEND_RETRY,
         )
         # As for pairings: fold what the store holds, which history records.
         self._state = co.fold(_decode(appended.stored), self._state)

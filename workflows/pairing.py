@@ -35,21 +35,19 @@ with workflow.unsafe.imports_passed_through():
 
 # Appends and deliveries are short database calls: local activities keep them out of the task
 # queue round trip and cost one history event each instead of three.
-_LOCAL = {
-    "start_to_close_timeout": timedelta(seconds=30),
-    "retry_policy": RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        maximum_interval=timedelta(seconds=30),
-        non_retryable_error_types=[
-            "WrongExpectedVersion",
-            "EventIdConflict",
-            "InvalidAppend",
-            "InvalidEventPayload",
-            "PayloadTooLarge",
-            "UnknownEventType",
-        ],
-    ),
-}
+RECORD_TIMEOUT = timedelta(seconds=30)
+RECORD_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=[
+        "WrongExpectedVersion",
+        "EventIdConflict",
+        "InvalidAppend",
+        "InvalidEventPayload",
+        "PayloadTooLarge",
+        "UnknownEventType",
+    ],
+)
 
 # Continue-as-new well before Temporal's own suggestion (about 10k events) so that replaying a
 # pairing stays cheap even for open-ended programs with years of meetings.
@@ -238,7 +236,8 @@ class PairingWorkflow:
                     ),
                     deliveries=deliveries,
                 ),
-                **_LOCAL,  # type: ignore[arg-type]
+                start_to_close_timeout=RECORD_TIMEOUT,
+                retry_policy=RECORD_RETRY,
             )
         except (ActivityError, ApplicationError) as exc:
             # The stream and the workflow disagree: never guess. Failing the workflow *task*

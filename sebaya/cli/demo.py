@@ -96,7 +96,7 @@ async def _report(console: Console, pool: object, cohort_id: str) -> None:
         console.print("(report: read models not available in this build)")
         return
     await Projector(pool).catch_up()  # type: ignore[arg-type]
-    report = await cohort_report(pool, cohort_id)  # type: ignore[arg-type]
+    report = await cohort_report(pool, cohort_id)
     from sebaya.report import render
 
     console.rule("Cohort report")
