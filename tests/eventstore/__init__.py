@@ -1,0 +1,1 @@
+"""Tests of the event store (``eventstore``): a real PostgreSQL, never mocks."""
