@@ -35,11 +35,12 @@ class CrashingRecorder(RecordingActivities):
 
     @activity.defn(name="record_and_notify")
     async def record_and_notify(self, inp: RecordInput) -> AppendEventsResult:
-        result = await self._store_acts.append_events(inp.append)
+        await self._store_acts.append_events(inp.append)
         self._appends += 1
         if self._appends == self._crash_after:
             print(f"crash_worker: dying after append #{self._appends}", flush=True)
             os._exit(137)
+        # The real activity again: the append is now a recognised retry, then deliveries.
         return await super().record_and_notify(inp)
 
 

@@ -67,20 +67,7 @@ async def test_worker_killed_mid_lifecycle_completes_without_duplicates(
             if worker.returncode is not None:
                 await chaos(0)
             await asyncio.sleep(0.2)  # real-time watchdog poll, not a workflow timer
-        try:
-            outcome = driver.result()
-        except Exception:
-            try:
-                await handle.result()
-            except Exception as exc:
-                hist = await handle.fetch_history()
-                failed = [str(ev)[:4000] for ev in hist.events if ev.HasField("workflow_execution_failed_event_attributes")]
-                raise AssertionError(f"workflow ended badly: {failed}") from exc
-            hist = await handle.fetch_history()
-            from temporalio.api.enums.v1 import EventType
-            tail = [EventType.Name(ev.event_type) for ev in hist.events]
-            out = [await w.stdout.read() for w in workers if w.returncode is not None]
-            raise AssertionError(f"{tail[-30:]} {[o[-3000:] for o in out]}")
+        outcome = driver.result()
     finally:
         for proc in workers:
             if proc.returncode is None:
