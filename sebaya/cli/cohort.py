@@ -287,3 +287,108 @@ def _cause(exc: BaseException) -> str:
     """The domain's own words for a refused update, not the transport's."""
     cause = getattr(exc, "cause", None)
     return str(cause) if cause is not None else str(exc)
+
+
+async def _fresh_pool(services: Any) -> Any:
+    """A pool, after one catch-up of the read models (cheap when the projector is current)."""
+    from eventstore import EventStore
+    from projections.projector import Projector
+    from sebaya.catalog import domain_registry
+    from sebaya.runtime import connect_pool
+
+    pool = await connect_pool(services)
+    await Projector(EventStore(pool, domain_registry())).catch_up()
+    return pool
+
+
+@app.command("status")
+def status_command(
+    cohort_id: Annotated[str, typer.Argument(help="Cohort id")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Counts by phase, pairings at risk, the waiting pool and what is due next."""
+    from projections.queries import cohort_status
+
+    services = _services()
+
+    async def go() -> Any:
+        pool = await _fresh_pool(services)
+        try:
+            return await cohort_status(pool, cohort_id)
+        finally:
+            await pool.close()
+
+    try:
+        status = asyncio.run(go())
+    except LookupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    if status is None:
+        typer.echo(f"error: no cohort {cohort_id!r} in the read models", err=True)
+        raise typer.Exit(code=1)
+    if as_json:
+        typer.echo(status.model_dump_json(indent=2))
+        return
+    console = Console()
+    console.print(f"[bold]{status.program_name or cohort_id}[/] ({cohort_id}) — "
+                  f"{status.phase}; {status.pairings_total} pairings, "
+                  f"{status.rematches} rematches")
+    phases = Table("phase", "pairings", title="By phase")
+    for phase, n in sorted(status.by_phase.items()):
+        phases.add_row(phase, str(n))
+    console.print(phases)
+    if status.at_risk:
+        risk = Table("pairing", "mentor", "mentee", "why", title="At risk")
+        for r in status.at_risk:
+            risk.add_row(r.pairing_id, r.mentor_id, r.mentee_id, ", ".join(r.reasons))
+        console.print(risk)
+    if status.waiting:
+        pool_table = Table("employee", "role", "after", "available", title="Waiting pool")
+        for w in status.waiting:
+            pool_table.add_row(w.employee_id, w.role, w.after_pairing or "",
+                               f"{w.available_at:%Y-%m-%d}" if w.available_at else "")
+        console.print(pool_table)
+    if status.next_due:
+        due = Table("due", "what", "pairing", title="Next due")
+        for d in status.next_due[:15]:
+            due.add_row(f"{d.due_at:%Y-%m-%d %H:%M}", d.what, d.pairing_id)
+        console.print(due)
+
+
+@app.command("report")
+def report_command(
+    cohort_id: Annotated[str, typer.Argument(help="Cohort id")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv")] = False,
+    as_html: Annotated[bool, typer.Option("--html")] = False,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Judge as of this date (default: latest).")
+    ] = None,
+) -> None:
+    """The evaluation: goals, meetings, satisfaction, exits, retention against the baseline."""
+    from sebaya.report import render
+    from sebaya.report_service import cohort_report
+
+    if sum((as_json, as_csv, as_html)) > 1:
+        raise typer.BadParameter("choose one of --json, --csv, --html")
+    fmt = "json" if as_json else "csv" if as_csv else "html" if as_html else "text"
+    try:
+        day = date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        raise typer.BadParameter(f"expected YYYY-MM-DD, got {as_of!r}",
+                                 param_hint="--as-of") from None
+    services = _services()
+
+    async def go() -> Any:
+        pool = await _fresh_pool(services)
+        try:
+            return await cohort_report(pool, cohort_id, as_of=day)
+        finally:
+            await pool.close()
+
+    try:
+        report = asyncio.run(go())
+    except LookupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(render(report, fmt))  # type: ignore[arg-type]

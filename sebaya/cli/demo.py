@@ -89,13 +89,12 @@ async def _demo(console: Console, program_path: Path, people_path: Path, seed: i
 
 async def _report(console: Console, pool: object, cohort_id: str) -> None:
     """The cohort report from the read models, once the projector has caught up."""
-    try:
-        from projections.projector import Projector
-        from sebaya.report_service import cohort_report
-    except ModuleNotFoundError:
-        console.print("(report: read models not available in this build)")
-        return
-    await Projector(pool).catch_up()  # type: ignore[arg-type]
+    from eventstore import EventStore
+    from projections.projector import Projector
+    from sebaya.catalog import domain_registry
+    from sebaya.report_service import cohort_report
+
+    await Projector(EventStore(pool, domain_registry())).catch_up()
     report = await cohort_report(pool, cohort_id)
     from sebaya.report import render
 

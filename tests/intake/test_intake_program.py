@@ -54,7 +54,7 @@ def test_example_program_loads():
     assert spec.questionnaire.get("learning_goals").kind is QuestionKind.MULTI  # type: ignore[union-attr]
     assert spec.matching.objective is MatchObjective.MAX_MATCHED
     assert spec.approval is Approval.AUTO
-    assert spec.rematch.allowed_until_share == 0.5 and spec.rematch.cool_off_days == 7
+    assert spec.rematch.allowed_until_share == 0.6 and spec.rematch.cool_off_days == 7
 
 
 def test_yaml_12_scalars(tmp_path: Path):
