@@ -28,6 +28,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 
 from domain.people import Person, Role  # noqa: E402
 from domain.program import ProgramSpec, QuestionKind, answer_column  # noqa: E402
+from intake.people_csv import REQUIRED_COLUMNS  # noqa: E402
 
 DEPARTMENTS = {  # share of the workforce
     "Engineering": 0.28,
@@ -301,18 +302,7 @@ def write_csv(people: Sequence[Person], program: ProgramSpec, out: TextIO) -> No
     """people.csv as docs/inputs.md describes it (comma-separated, ';' inside list cells)."""
     questions = program.questionnaire.questions
     columns = [
-        "employee_id",
-        "name",
-        "email",
-        "role",
-        "level",
-        "department",
-        "manager_id",
-        "hire_date",
-        "timezone",
-        "capacity",
-        "skills_offered",
-        "skills_wanted",
+        *REQUIRED_COLUMNS,
         *(answer_column(q.id) for q in questions),
         "do_not_pair_with",
     ]
