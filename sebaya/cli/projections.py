@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -82,7 +83,10 @@ def run(
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            # Not on the main thread (embedded use): Ctrl-C then cancels, which also rolls
+            # back the batch in flight.
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
 
         async def follow(store: EventStore) -> None:
             typer.echo("following the event log; Ctrl-C stops")
