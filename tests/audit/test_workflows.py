@@ -79,7 +79,7 @@ async def test_replay_agrees_with_the_live_workflow_and_the_read_model(
 
 
 async def test_determinism_passes_now_and_catches_a_changed_workflow(
-    temporal_env: Any, db_pool: asyncpg.Pool, task_queue: str,
+    temporal_env: Any, db_pool: asyncpg.Pool, db_dsn: str, task_queue: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     cohort = f"CT{uuid.uuid4().hex[:6]}"
@@ -112,6 +112,8 @@ async def test_determinism_passes_now_and_catches_a_changed_workflow(
 
         monkeypatch.setenv("TEMPORAL_ADDRESS",
                            temporal_env.client.service_client.config.target_host)
+        # The CLI must not depend on a local embedded stack (CI has none): name both services.
+        monkeypatch.setenv("SEBAYA_DATABASE_URL", db_dsn)
         get_settings.cache_clear()
         try:
             shown = await sebaya("audit", "determinism", "--cohort", cohort, "--json")

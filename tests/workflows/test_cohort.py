@@ -21,6 +21,8 @@ from domain.ids import cohort_stream, cohort_workflow_id, pairing_workflow_id
 from domain.people import Person, Role
 from domain.program import Approval, ProgramSpec
 from intake import load_people, load_program
+from sebaya.settings import get_settings
+from tests.audit.cli import output_json, sebaya
 from tests.workflows.harness import advance_to, running_worker, started_state, store_for
 from workflows.cohort import CohortInput, CohortWorkflow
 from workflows.pairing import PairingWorkflow
@@ -134,7 +136,8 @@ async def test_cohort_matches_launches_rematches_and_records_a_departure(
 
 
 async def test_manual_approval_drop_and_swap_then_completion(
-    temporal_env, db_pool: asyncpg.Pool, task_queue: str
+    temporal_env, db_pool: asyncpg.Pool, db_dsn: str, task_queue: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     program = load_program(EXAMPLES / "program.yaml").model_copy(
         update={"approval": Approval.MANUAL})
@@ -168,3 +171,23 @@ async def test_manual_approval_drop_and_swap_then_completion(
     store = store_for(db_pool)
     types = [r.type for r in await store.read_stream(cohort_stream(state.cohort_id))]
     assert types.count("ProposalAdjusted") == 1 and types[-1] == "CohortCompleted"
+
+    # What operations read afterwards: status and report, from the read models.
+    monkeypatch.setenv("SEBAYA_DATABASE_URL", db_dsn)
+    monkeypatch.setenv("TEMPORAL_ADDRESS", env.client.service_client.config.target_host)
+    get_settings.cache_clear()
+    try:
+        status = await sebaya("cohort", "status", state.cohort_id, "--json")
+        assert status.exit_code == 0, status.output
+        assert output_json(status)["by_phase"] == {"exited": 2}
+        report = await sebaya("cohort", "report", state.cohort_id, "--json")
+        assert report.exit_code == 0, report.output
+        assert output_json(report)["exits"]["by_reason"]["inactivity"] == 2
+        csv_out = await sebaya("cohort", "report", state.cohort_id, "--csv")
+        assert csv_out.stdout.splitlines()[0].startswith("section,metric")
+        html = await sebaya("cohort", "report", state.cohort_id, "--html")
+        assert "<svg" in html.stdout and "</html>" in html.stdout
+        missing = await sebaya("cohort", "status", "no-such-cohort")
+        assert missing.exit_code == 1 and "no cohort" in missing.output
+    finally:
+        get_settings.cache_clear()
