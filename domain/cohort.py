@@ -236,9 +236,31 @@ def evolve(state: CohortState, event: DomainEvent) -> CohortState:
 
 def fold(events: Iterable[DomainEvent], state: CohortState | None = None) -> CohortState:
     current = state or CohortState()
+    launches: list[ce.PairingLaunched] = []
     for event in events:
+        if isinstance(event, ce.PairingLaunched) and event.rematch_of is None:
+            launches.append(event)
+            continue
+        if launches:
+            current, launches = _launched(current, launches), []
         current = evolve(current, event)
-    return current
+    return _launched(current, launches) if launches else current
+
+
+def _launched(state: CohortState, events: Sequence[ce.PairingLaunched]) -> CohortState:
+    """``evolve`` for a run of first launches in one pass (O(state + batch), not O(state) per
+    launch): a 10,000-person cohort records about 6,000 of them."""
+    s = state
+    done = {e.pairing_id for e in events}
+    active = dict(s.active)
+    load = dict(s.mentor_load)
+    for e in events:
+        active[e.pairing_id] = ActivePairing(mentor_id=e.mentor_id, mentee_id=e.mentee_id)
+        load[e.mentor_id] = load.get(e.mentor_id, 0) + 1
+    return s.model_copy(update={
+        "version": s.version + len(events), "phase": CohortPhase.RUNNING,
+        "pending_launch": tuple(p for p in s.pending_launch if p.pairing_id not in done),
+        "active": active, "mentor_load": load, "launched": s.launched + len(events)})
 
 
 # --- decisions -------------------------------------------------------------------------------
