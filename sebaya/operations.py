@@ -38,6 +38,7 @@ async def start_cohort(
     task_queue: str,
     cohort_id: str | None = None,
     started_by: str = "ops",
+    max_history_events: int | None = None,
 ) -> WorkflowHandle[CohortWorkflow, Any]:
     """Record the roster (contacts stay in Postgres) and start the cohort's workflow."""
     cohort_id = cohort_id or new_cohort_id(program)
@@ -57,6 +58,8 @@ async def start_cohort(
             task_queue=task_queue,
             members={p.employee_id: p.role.value for p in people},
             started_by=started_by,
+            **({} if max_history_events is None
+               else {"max_history_events": max_history_events}),
         ),
         id=cohort_workflow_id(cohort_id),
         task_queue=task_queue,

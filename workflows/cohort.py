@@ -52,6 +52,9 @@ SLOW_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
 # Pairings launched per activity call, and events per cohort run before continuing as new.
 LAUNCH_BATCH = 250
 DEFAULT_MAX_HISTORY_EVENTS = 5000
+# Launch batches are few events but large ones (~125 KB per 250 pairings): a 10,000-person
+# cohort's launch run reaches ~4 MB in ~200 events, so size matters as much as length.
+MAX_HISTORY_BYTES = 2 * 1024 * 1024
 
 
 class CohortInput(BaseModel):
@@ -320,8 +323,12 @@ class CohortWorkflow:
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
-        return (info.is_continue_as_new_suggested()
-                or info.get_current_history_length() >= self._input.max_history_events)
+        if (info.is_continue_as_new_suggested()
+                or info.get_current_history_length() >= self._input.max_history_events):
+            return True
+        # Added after the first release: a cohort already running decides as it did before.
+        return (workflow.patched("cohort-history-bytes")
+                and info.get_current_history_size() >= MAX_HISTORY_BYTES)
 
 
 def _decode(stored: list[StoredEvent]) -> list[DomainEvent]:
