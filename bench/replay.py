@@ -404,6 +404,16 @@ async def bench(dsn: str, target_events: int, batch_size: int | None, seed: int)
         rng = random.Random(seed)
         total, pairings = await build_log(pool, target_events, rng)
 
+        # The global horizon is cluster-wide: wait until no transaction anywhere on the server
+        # hides part of the log, or a run would project less than all of it.
+        while True:
+            hidden = await pool.fetchval(
+                "SELECT count(*) FROM events "
+                "WHERE tx_id >= (SELECT pg_snapshot_xmin(pg_current_snapshot()))")
+            if not hidden:
+                break
+            await asyncio.sleep(0.1)  # another session's transaction must end
+
         store = EventStore(pool, domain_registry())
         sample = rng.sample(await store.list_streams(), 40)
         report = await store.verify(sample)

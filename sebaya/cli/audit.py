@@ -17,9 +17,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import typer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from eventstore import EventStore
+from eventstore import EventStore, EventStoreError
 from sebaya.catalog import domain_registry
 from sebaya.runtime import (
     Services,
@@ -94,6 +94,10 @@ def _run(main: Callable[[], Awaitable[T]]) -> T:
         raise _fail(str(exc)) from None
     except (OSError, asyncpg.PostgresError) as exc:
         raise _fail(f"database: {exc}") from None
+    except (ValidationError, EventStoreError) as exc:
+        # A stored row that no longer parses as an event: the record itself is damaged.
+        raise _fail(f"the record cannot be read as events ({exc}); run `sebaya audit verify` "
+                    "to see which stream and version were altered", code=1) from None
 
 
 def _print_json(model: BaseModel | Any) -> None:

@@ -12,6 +12,7 @@ import pytest_asyncio
 from eventstore import EventStore
 from sebaya.catalog import domain_registry
 from tests.projections.lifecycles import CohortSim, append_decisions, sample_cohort
+from tests.projections.views import past_horizon
 
 
 @pytest.fixture
@@ -26,6 +27,7 @@ async def cohort(store: EventStore) -> CohortSim:
     (C1.E05.M05.1), and the rematch of E03 with M01 (C1.E03.M01.1)."""
     sim = sample_cohort("C1")
     await append_decisions(store, sim.all_decisions())
+    await past_horizon(store.pool)
     return sim
 
 

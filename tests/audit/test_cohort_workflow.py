@@ -28,6 +28,7 @@ from eventstore import EventStore
 from intake import load_program
 from projections import Projector
 from projections.queries import cohort_status
+from tests.projections.views import past_horizon
 from tests.workflows.harness import advance_to, running_worker, started_state, store_for
 from workflows.cohort import CohortInput, CohortWorkflow
 from workflows.pairing import PairingWorkflow
@@ -107,6 +108,7 @@ async def test_audit_trail_of_a_real_cohort(
                            for h in swapped)
     assert history.timeline[-1].type == "PairingExited"
 
+    await past_horizon(db_pool)
     await Projector(store).catch_up()
     for pairing_id in pairing_ids:
         replayed = await replay_pairing(store, pairing_id)

@@ -236,3 +236,16 @@ async def test_export_of_a_tampered_store_does_not_verify(
     await export_bundle(store, TARGET, tmp_path)
     kinds = {f.kind for f in verify_bundle(tmp_path).findings}
     assert kinds == {"hash_mismatch"}
+
+
+async def test_history_of_a_damaged_stream_points_to_verify(
+    store: EventStore, db_pool: asyncpg.Pool, cohort: CohortSim, cli_env: None
+) -> None:
+    async with attacker(db_pool) as conn:
+        await conn.execute("UPDATE events SET metadata = metadata - 'actor' "
+                           "WHERE stream_id = $1 AND version = 3", STREAM)
+    shown = await sebaya("audit", "history", TARGET)
+    assert shown.exit_code == 1
+    assert "sebaya audit verify" in shown.stderr
+    found = await verify(store, stream=STREAM)
+    assert [(f.version, f.kind) for f in found.findings] == [(3, "hash_mismatch")]

@@ -23,6 +23,7 @@ from sebaya.settings import get_settings
 from tests.audit.changed_workflow import SlowStartPairingWorkflow
 from tests.audit.cli import output_json, sebaya
 from tests.audit.live import first_weeks, start
+from tests.projections.views import past_horizon
 from tests.workflows.harness import running_worker, store_for
 from workflows.pairing import PairingWorkflow
 
@@ -42,6 +43,7 @@ async def test_replay_agrees_with_the_live_workflow_and_the_read_model(
         await first_weeks(temporal_env, handle, "M1", "E1")
         live = await handle.query(PairingWorkflow.state)
         assert live.meetings_held == 1 and live.meetings_missed == 1 and live.nudged
+        await past_horizon(db_pool)
         await Projector(store).catch_up()
 
         result = await replay_pairing(store, live.pairing_id, client=temporal_env.client)
@@ -71,6 +73,7 @@ async def test_replay_agrees_with_the_live_workflow_and_the_read_model(
             actor=c.Actor.employee("M1"), reason=e.ExitReason.WORKLOAD))
         await handle.result()
     # Finished: the store alone is the record now; nothing running to compare with.
+    await past_horizon(db_pool)
     await Projector(store).catch_up()
     finished = await replay_pairing(store, live.pairing_id, client=temporal_env.client)
     read_model, workflow = finished.comparisons

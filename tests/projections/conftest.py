@@ -11,6 +11,7 @@ import pytest_asyncio
 from eventstore import EventStore
 from sebaya.catalog import domain_registry
 from tests.projections.lifecycles import CohortSim, append_decisions, sample_cohort
+from tests.projections.views import past_horizon
 
 
 @pytest.fixture
@@ -24,6 +25,7 @@ async def cohort(store: EventStore) -> CohortSim:
     escalated, rematch) appended decision by decision in domain-time order."""
     sim = sample_cohort("C1")
     await append_decisions(store, sim.all_decisions())
+    await past_horizon(store.pool)
     return sim
 
 

@@ -25,7 +25,7 @@ from tests.projections.lifecycles import (
     completed_pairing,
     sample_cohort,
 )
-from tests.projections.views import checkpoint, dump_views
+from tests.projections.views import checkpoint, dump_views, past_horizon
 
 
 async def assert_rows_equal_fresh_fold(pool: asyncpg.Pool, store: EventStore) -> int:
@@ -206,6 +206,7 @@ async def test_follows_appends_while_running(
     later = sample_cohort("C2", seed=3)
     # A second cohort arrives while the projector runs, one decision at a time.
     appended = await append_decisions(store, later.all_decisions())
+    await past_horizon(db_pool)
     total = appended + sum(len(d.events) for d in cohort.all_decisions())
     for _ in range(500):
         if (await projection_status(db_pool)).events_applied == total:
@@ -237,11 +238,13 @@ async def test_a_long_open_pairing_is_snapshotted_and_resumed(
     half = len(decisions) // 2
     versions: dict[str, int] = {}
     await append_decisions(store, decisions[:half], versions)
+    await past_horizon(db_pool)
     await Projector(store, snapshot_every=1000).catch_up()
     # Caught up: the snapshot is current even though snapshot_every was never reached.
     version = await db_pool.fetchval("SELECT stream_version FROM pairing_view")
     assert await db_pool.fetchval("SELECT version FROM pairing_snapshots") == version
     await append_decisions(store, decisions[half:], versions)
+    await past_horizon(db_pool)
     await Projector(store).catch_up()  # a new process: resumes from the stored snapshot
     await assert_rows_equal_fresh_fold(db_pool, store)
     assert await db_pool.fetchval("SELECT phase FROM pairing_view") == "completed"

@@ -17,7 +17,7 @@ from eventstore import EventStore
 from projections import Projector, projection_status
 from projections.pairing import JSON_COLUMNS, PAIRING_COLUMNS, pairing_record
 from tests.audit.live import first_weeks, start
-from tests.projections.views import dump_views
+from tests.projections.views import dump_views, past_horizon
 from tests.workflows.harness import running_worker
 from workflows.pairing import PairingWorkflow
 
@@ -41,6 +41,7 @@ async def test_projection_of_live_pairings_equals_their_workflow_state(
         await handles[0].result()
         finals = [await h.query(PairingWorkflow.state) for h in handles]
         total = sum(s.version for s in finals)
+        await past_horizon(db_pool)
         for _ in range(200):
             status = await projection_status(db_pool)
             if status.events_applied == total and status.events_behind == 0:

@@ -13,6 +13,7 @@ from eventstore import EventStore
 from projections import Projector
 from projections.queries import cohort_report, cohort_status, pairing_row, pairings_of_cohort
 from tests.projections.lifecycles import T0, CohortSim, append_decisions
+from tests.projections.views import past_horizon
 
 
 @pytest.fixture
@@ -56,6 +57,7 @@ async def test_waiting_pool_and_a_pairing_row(
     sim.exit(T0 + timedelta(days=10), reason=ExitReason.WORKLOAD)
     later.ended(sim, wait=True)
     await append_decisions(store, later.all_decisions())
+    await past_horizon(db_pool)
     await Projector(store).catch_up()
     status = await cohort_status(db_pool, "C9", now=T0 + timedelta(days=11))
     assert status is not None
