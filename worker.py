@@ -30,6 +30,7 @@ from temporalio.worker import (
     Interceptor,
     Worker,
 )
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from sebaya.logging import configure_logging, get_logger
 from sebaya.runtime import (
@@ -55,6 +56,16 @@ T = TypeVar("T")
 # How long running activities may keep going after a shutdown signal before they are cancelled.
 # Compose's stop_grace_period and `sebaya dev down`'s wait are longer than this on purpose.
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
+# The sandbox re-imports workflow modules for every workflow run; pydantic is deterministic
+# and heavy, so it is passed through (as Temporal's pydantic guide recommends) instead of
+# being rebuilt per run, which under load pushed single activations past the 2 s deadlock
+# detector.
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules(
+        "pydantic", "pydantic_core", "annotated_types", "pydantic_settings"
+    )
+)
+
 # In Compose the worker may start before Temporal or Postgres accepts connections.
 CONNECT_TIMEOUT = 60.0
 
@@ -121,6 +132,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.task_queue,
+        workflow_runner=WORKFLOW_RUNNER,
         workflows=list(workflows),
         activities=list(activities),
         activity_executor=activity_executor,

@@ -24,6 +24,7 @@ import asyncpg
 from temporalio.client import (
     Client,
     WorkflowHandle,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
@@ -56,6 +57,10 @@ LEARNED_MENTEE = (
     "Jalur karier di departemen lain",
 )
 TOPIC_PICKS = 2
+
+
+class _Closed(Exception):
+    """The workflow being driven has already finished."""
 
 
 @dataclass
@@ -116,9 +121,16 @@ class CohortSimulation:
                     self._turn.notify_all()
                     await self._turn.wait()
                 self._parked.discard(pairing_id)
-        now = await self._skipper.get_current_time(handle)
-        if target > now:
-            await self._skipper.fast_forward(handle, target - now)
+        try:
+            now = await self._skipper.get_current_time(handle)
+            if target > now:
+                await self._skipper.fast_forward(handle, target - now)
+        except RPCError as exc:
+            # The workflow finished meanwhile (an HR departure ended the pairing, the last
+            # report completed the cohort): its clock has nowhere left to go.
+            if "already completed" in str(exc):
+                raise _Closed(handle.id) from exc
+            raise
 
     # --- the cohort ----------------------------------------------------------------------------
 
@@ -154,7 +166,10 @@ class CohortSimulation:
                 self._turn.notify_all()
                 await self._turn.wait_for(self._all_parked)
             self._check_failures()
-            await self._advance_to(handle, clock)
+            try:
+                await self._advance_to(handle, clock)
+            except _Closed:
+                break  # the last pairing's report completed the cohort meanwhile
             await asyncio.sleep(0.2)  # wall-clock breather for signals in flight, not a timer
             week += 1
             if week % 4 == 0:
@@ -282,8 +297,12 @@ class CohortSimulation:
         for _ in range(100):
             try:
                 state: PairingState = await handle.query(PairingWorkflow.state)
+            except WorkflowQueryFailedError:
+                # A worker under load failed the activation (deadlock detector); it retries.
+                await asyncio.sleep(0.2)  # wall-clock retry of the RPC
+                continue
             except RPCError as exc:
-                if "not scheduled yet" in str(exc):
+                if "not scheduled yet" in str(exc) or "deadlock" in str(exc).lower():
                     await asyncio.sleep(0.05)  # wall-clock retry of the RPC
                     continue
                 raise
@@ -293,6 +312,8 @@ class CohortSimulation:
     async def _run_pairing(self, pairing_id: str) -> None:
         try:
             await self._live_pairing(pairing_id)
+        except _Closed:
+            pass  # ended from outside (HR, operations) while this pair was mid-week
         finally:
             async with self._turn:
                 self._turn.notify_all()  # a finished pairing no longer holds the week back

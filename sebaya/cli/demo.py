@@ -4,6 +4,7 @@ time, ending with the cohort report and the commands to inspect what happened.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 from typing import Annotated
@@ -51,9 +52,13 @@ async def _demo(console: Console, program_path: Path, people_path: Path, seed: i
     # Workflows started through this client get time skipping configured (off until the
     # simulation fast-forwards each one); nothing else about them is simulated.
     skipper = TimeSkipper(client, config=TimeSkippingConfig(enabled=False))
-    worker = build_worker(skipper.client, pool, settings)
+    # The stack's worker process runs the workflows; a second worker in this process would
+    # only compete with the simulator for the same cores. With external services (no stack
+    # worker) the demo brings its own.
+    own_worker = settings.uses_external_services
+    worker = build_worker(skipper.client, pool, settings) if own_worker else None
     try:
-        async with worker:
+        async with worker if worker is not None else contextlib.nullcontext():
             cohort_id = new_cohort_id(program)
             await start_cohort(pool, skipper.client, program=program, people=roster,
                                task_queue=services.task_queue, cohort_id=cohort_id,
