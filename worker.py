@@ -1,8 +1,8 @@
 """The Sebaya Temporal worker: ``python -m worker`` (or ``python worker.py``).
 
 Wiring only. Workflows come from :data:`workflows.ALL_WORKFLOWS`, activities from
-:func:`activities.build_activities` with a Postgres pool and the settings injected. Services are
-located by :func:`sebaya.runtime.resolve_services` (environment first, then the embedded stack).
+:func:`activities.build_activities` bound to the infrastructure the composition root
+(:mod:`sebaya.bootstrap`) opens: services from the environment first, then the embedded stack.
 
 SIGTERM or SIGINT starts a graceful shutdown: polling stops, running activities get
 :data:`GRACEFUL_SHUTDOWN` to finish, then the process exits 0. A second signal kills it at once.
@@ -14,13 +14,11 @@ import asyncio
 import inspect
 import signal
 import sys
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
-import asyncpg
 import structlog
 from temporalio import activity
 from temporalio.client import Client
@@ -32,14 +30,9 @@ from temporalio.worker import (
 )
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from sebaya.bootstrap import open_infrastructure
 from sebaya.logging import configure_logging, get_logger
-from sebaya.runtime import (
-    Services,
-    ServicesNotConfigured,
-    connect_pool,
-    connect_temporal,
-    resolve_services,
-)
+from sebaya.runtime import ServicesNotConfigured
 from sebaya.settings import Settings, get_settings
 
 __all__ = [
@@ -50,8 +43,6 @@ __all__ = [
     "run_worker",
     "serve",
 ]
-
-T = TypeVar("T")
 
 # How long running activities may keep going after a shutdown signal before they are cancelled.
 # Compose's stop_grace_period and `sebaya dev down`'s wait are longer than this on purpose.
@@ -109,26 +100,21 @@ def _is_async(fn: Callable[..., Any]) -> bool:
 
 def build_worker(
     client: Client,
-    pool: asyncpg.Pool,
     settings: Settings,
+    activities: Sequence[Callable[..., Any]],
     *,
     workflows: Sequence[type] | None = None,
-    activities: Sequence[Callable[..., Any]] | None = None,
     activity_executor: ThreadPoolExecutor | None = None,
 ) -> Worker:
-    """A worker on ``settings.task_queue``; defaults to all of Sebaya's workflows and activities.
+    """A worker on ``settings.task_queue``; ``workflows`` defaults to all of Sebaya's.
 
-    The data converter is the client's (``connect_temporal`` gives it the pydantic one). The
-    workflow sandbox is the SDK default. Synchronous activities need ``activity_executor``.
+    The data converter is the client's (``connect_temporal`` gives it the pydantic one).
+    Synchronous activities need ``activity_executor``.
     """
     if workflows is None:
         from workflows import ALL_WORKFLOWS
 
         workflows = ALL_WORKFLOWS
-    if activities is None:
-        from activities import build_activities
-
-        activities = build_activities(pool, settings, client=client)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -143,31 +129,21 @@ def build_worker(
 
 async def run_worker(
     client: Client,
-    pool: asyncpg.Pool,
     settings: Settings,
+    activities: Sequence[Callable[..., Any]],
     *,
     workflows: Sequence[type] | None = None,
-    activities: Sequence[Callable[..., Any]] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
     """Run a worker until ``stop`` is set (then shut down gracefully) or the worker fails.
 
     Returns normally after a requested shutdown; raises if the worker died on its own.
     """
-    if activities is None:
-        from activities import build_activities
-
-        activities = build_activities(pool, settings, client=client)
     executor = None
     if not all(_is_async(fn) for fn in activities):
         executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sebaya-activity")
     worker = build_worker(
-        client,
-        pool,
-        settings,
-        workflows=workflows,
-        activities=activities,
-        activity_executor=executor,
+        client, settings, activities, workflows=workflows, activity_executor=executor
     )
     if stop is None:
         stop = asyncio.Event()  # nobody can set it: run until cancelled or the worker fails
@@ -190,20 +166,6 @@ async def run_worker(
             log.info("worker stopped")
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
-
-
-async def _retry(what: str, attempt: Callable[[], Awaitable[T]], give_up_after: float) -> T:
-    deadline = time.monotonic() + give_up_after
-    delay = 0.5
-    while True:
-        try:
-            return await attempt()
-        except Exception as exc:
-            if time.monotonic() + delay > deadline:
-                raise
-            log.warning("cannot connect yet, retrying", service=what, error=str(exc), in_s=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> None:
@@ -229,22 +191,20 @@ async def serve(
     """The worker process: log setup, connections, signal handling, run until told to stop."""
     settings = settings or get_settings()
     configure_logging(settings.log_format, settings.log_level)
-    services: Services = resolve_services(settings)
-    structlog.contextvars.bind_contextvars(
-        task_queue=services.task_queue, namespace=services.namespace
-    )
     stop = asyncio.Event()
     _install_signal_handlers(stop)
-
-    client = await _retry("temporal", lambda: connect_temporal(services), CONNECT_TIMEOUT)
-    pool = await _retry("postgres", lambda: connect_pool(services), CONNECT_TIMEOUT)
-    try:
-        log.info("worker starting", temporal=services.temporal_address)
-        await run_worker(
-            client, pool, settings, workflows=workflows, activities=activities, stop=stop
+    async with open_infrastructure(settings, connect_timeout=CONNECT_TIMEOUT) as infra:
+        structlog.contextvars.bind_contextvars(
+            task_queue=infra.services.task_queue, namespace=infra.services.namespace
         )
-    finally:
-        await pool.close()
+        if activities is None:
+            from activities import build_activities
+
+            activities = build_activities(
+                infra.pool, infra.registry, infra.channel, client=infra.temporal
+            )
+        log.info("worker starting", temporal=infra.services.temporal_address)
+        await run_worker(infra.temporal, settings, activities, workflows=workflows, stop=stop)
 
 
 def main() -> None:

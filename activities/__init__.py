@@ -10,29 +10,28 @@ import asyncpg
 from temporalio.client import Client
 
 from activities.cohort import CohortActivities
-from activities.notify import LogChannel, NotificationActivities, NotificationChannel
+from activities.notify import NotificationActivities, NotificationChannel
 from activities.recording import RecordingActivities
 from activities.store import StoreActivities
-from eventstore import EventStore
-from sebaya.catalog import domain_registry
-from sebaya.settings import Settings
+from eventstore import EventRegistry, EventStore
 
 
 def build_activities(
     pool: asyncpg.Pool,
-    settings: Settings | None = None,
+    registry: EventRegistry,
+    channel: NotificationChannel,
     *,
     client: Client | None = None,
-    channel: NotificationChannel | None = None,
 ) -> list[Callable[..., Any]]:
-    """Every activity the worker registers, bound to shared infrastructure.
+    """Every activity the worker registers, bound to the infrastructure the composition root
+    (``sebaya/bootstrap.py``) built.
 
     ``client`` is the worker's own Temporal client: the cohort's activities use it to start
     and end pairing workflows. Without one, only the pairing activities are offered.
     """
-    store = EventStore(pool, domain_registry())
-    store_acts = StoreActivities(store)
-    notify = NotificationActivities(pool, channel or LogChannel())
+    store = EventStore(pool, registry)
+    store_acts = StoreActivities(store, registry)
+    notify = NotificationActivities(pool, channel)
     recording = RecordingActivities(store_acts, notify)
     acts: list[Callable[..., Any]] = [
         store_acts.append_events,

@@ -22,7 +22,8 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from activities.envelope import envelopes
-from activities.roster import load_profiles, load_program
+from adapters.roster import load_profiles, load_program
+from contracts.pairing import PAIRING_WORKFLOW, PairingInput, PairingUpdate
 from domain import cohort_events as ce
 from domain import commands as c
 from domain.cohort import LaunchSpec
@@ -243,8 +244,6 @@ class CohortActivities:
     @activity.defn(name="launch_pairings")
     async def launch_pairings(self, inp: LaunchInput) -> int:
         """Start one PairingWorkflow per spec. Idempotent: a retry finds them started."""
-        from workflows.pairing import PairingInput, PairingWorkflow
-
         started = 0
         for spec in inp.specs:
             row = await self._pool.fetchrow(
@@ -261,7 +260,7 @@ class CohortActivities:
             )
             try:
                 await self._client.start_workflow(
-                    PairingWorkflow.run,
+                    PAIRING_WORKFLOW,
                     PairingInput(start=start, start_at=inp.start_at,
                                  report_to=inp.cohort_workflow_id),
                     id=pairing_workflow_id(spec.pairing_id),
@@ -278,12 +277,9 @@ class CohortActivities:
     @activity.defn(name="end_pairing")
     async def end_pairing(self, inp: EndPairingInput) -> str:
         """Ask a pairing to end because one of its people left the company."""
-        from workflows.pairing import PairingWorkflow
-
-        handle = self._client.get_workflow_handle_for(
-            PairingWorkflow.run, pairing_workflow_id(inp.pairing_id))
+        handle = self._client.get_workflow_handle(pairing_workflow_id(inp.pairing_id))
         try:
-            await handle.execute_update(PairingWorkflow.request_exit, c.RequestExit(
+            await handle.execute_update(PairingUpdate.REQUEST_EXIT, c.RequestExit(
                 actor=c.Actor.ops(inp.recorded_by), reason=ExitReason.LEFT_COMPANY,
                 leaving_employee_id=inp.leaving_employee_id))
         except WorkflowUpdateFailedError as exc:

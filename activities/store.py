@@ -15,11 +15,13 @@ from temporalio.exceptions import ApplicationError
 
 from eventstore import (
     EventIdConflict,
+    EventRegistry,
     EventStore,
     InvalidAppend,
     InvalidEventPayload,
     NewEvent,
     PayloadTooLarge,
+    RecordedEvent,
     UnknownEventType,
     WrongExpectedVersion,
 )
@@ -72,8 +74,17 @@ class ReadEventsInput(BaseModel):
 
 
 class StoreActivities:
-    def __init__(self, store: EventStore) -> None:
+    """``registry`` upcasts what is read back: workflows only ever see the current schema
+    of each event type, whatever version the store holds."""
+
+    def __init__(self, store: EventStore, registry: EventRegistry) -> None:
         self._store = store
+        self._registry = registry
+
+    def _current(self, record: RecordedEvent) -> StoredEvent:
+        event = self._registry.decode(record)  # upcast to the type's latest version
+        return StoredEvent(type=record.type, schema_version=self._registry.latest_version(
+            record.type), payload=event.model_dump(mode="json"))
 
     @activity.defn(name="append_events")
     async def append_events(self, inp: AppendEventsInput) -> AppendEventsResult:
@@ -88,10 +99,7 @@ class StoreActivities:
             records = await self._store.read_stream(
                 inp.stream_id, result.first_version, result.last_version
             )
-            stored = [
-                StoredEvent(type=r.type, schema_version=r.schema_version, payload=r.payload)
-                for r in records
-            ]
+            stored = [self._current(r) for r in records]
         else:
             stored = [
                 StoredEvent(type=ev.type, schema_version=ev.schema_version, payload=ev.payload)
@@ -107,5 +115,4 @@ class StoreActivities:
     async def read_events(self, inp: ReadEventsInput) -> list[StoredEvent]:
         """Events after ``after_version``: what another activity appended for the workflow."""
         records = await self._store.read_stream(inp.stream_id, inp.after_version + 1)
-        return [StoredEvent(type=r.type, schema_version=r.schema_version, payload=r.payload)
-                for r in records]
+        return [self._current(r) for r in records]

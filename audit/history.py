@@ -13,8 +13,7 @@ from audit.summaries import summarize
 from domain import cohort_events as ce
 from domain import events as e
 from domain.ids import cohort_stream, pairing_stream
-from eventstore import EventStore, RecordedEvent
-from sebaya.catalog import domain_registry
+from eventstore import EventRegistry, EventStore, RecordedEvent
 
 
 class PairingNotFound(LookupError):
@@ -95,9 +94,18 @@ def _entry(record: RecordedEvent, event: Any) -> TimelineEntry:
     )
 
 
+def require_registry(store: EventStore) -> EventRegistry:
+    """The registry the store was opened with: auditors read events as the domain defines
+    them, older schema versions upcast, so a store without one is a wiring mistake."""
+    if store.registry is None:
+        raise ValueError("audit tools need an EventStore opened with the event registry "
+                         "(sebaya.bootstrap.build_registry)")
+    return store.registry
+
+
 async def pairing_history(store: EventStore, pairing_id: str) -> PairingHistory:
     """The pairing's timeline and match provenance. Raises :class:`PairingNotFound`."""
-    registry = store.registry or domain_registry()
+    registry = require_registry(store)
     records = await store.read_stream(pairing_stream(pairing_id))
     if not records:
         raise PairingNotFound(pairing_id)

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from audit.history import PairingNotFound
+from audit.history import PairingNotFound, require_registry
 from domain import events as e
 from domain.ids import pairing_stream, pairing_workflow_id
 from domain.pairing import PairingState, evolve
@@ -30,7 +30,6 @@ from projections.pairing import (
     cross_functional_of,
     pairing_record,
 )
-from sebaya.catalog import domain_registry
 
 TimeBasis = Literal["domain", "recorded"]
 
@@ -95,7 +94,7 @@ async def replayed_state(
         records = [r for r in await store.read_stream(stream) if r.recorded_at <= as_of]
     if not records and as_of is None:
         raise PairingNotFound(pairing_id)
-    registry = store.registry or domain_registry()
+    registry = require_registry(store)
     state = PairingState()
     for record in records:
         event = registry.decode(record)

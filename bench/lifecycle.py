@@ -38,7 +38,9 @@ from temporalio.worker import Worker
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from activities import build_activities
+from activities.notify import LogChannel
 from eventstore import migrate
+from sebaya.bootstrap import build_registry
 from sebaya.settings import temporal_cli_path
 from tests.workflows.harness import drive_weekly_lifecycle, start_pairing
 from workflows import ALL_WORKFLOWS
@@ -85,7 +87,8 @@ async def main(pairings: int) -> None:
             queue = f"bench-{uuid.uuid4().hex[:6]}"
             worker = Worker(env.client, task_queue=queue,
                             workflows=[*ALL_WORKFLOWS, BareWorkflow],
-                            activities=[*build_activities(pool, client=env.client), noop],
+                            activities=[*build_activities(pool, build_registry(), LogChannel(),
+                                                         client=env.client), noop],
                             max_concurrent_workflow_tasks=200,
                             max_concurrent_local_activities=200)
             async with worker:

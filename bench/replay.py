@@ -78,7 +78,7 @@ from eventstore.hashing import (  # noqa: E402
 )
 from projections.pairing import pairing_record  # noqa: E402
 from projections.projector import Projector  # noqa: E402
-from sebaya.catalog import domain_registry  # noqa: E402
+from sebaya.bootstrap import build_registry  # noqa: E402
 from tests.projections.lifecycles import (  # noqa: E402
     OPS,
     T0,
@@ -374,7 +374,7 @@ async def check_views(pool: asyncpg.Pool, store: EventStore, pairings: int,
 
     count = await pool.fetchval("SELECT count(*) FROM pairing_view")
     assert count == pairings, (count, pairings)
-    registry = domain_registry()
+    registry = build_registry()
     ids = [r[0] for r in await pool.fetch("SELECT pairing_id FROM pairing_view")]
     columns = ", ".join(f"{c}::text AS {c}" if c in JSON_COLUMNS else c
                         for c in PAIRING_COLUMNS)
@@ -414,7 +414,7 @@ async def bench(dsn: str, target_events: int, batch_size: int | None, seed: int)
                 break
             await asyncio.sleep(0.1)  # another session's transaction must end
 
-        store = EventStore(pool, domain_registry())
+        store = EventStore(pool, build_registry())
         sample = rng.sample(await store.list_streams(), 40)
         report = await store.verify(sample)
         assert report.ok, report.problems[:3]
@@ -462,7 +462,7 @@ async def measure_here(dsn: str, side: str, batch_size: int | None) -> None:
         if side == "baseline":
             count, seconds = await baseline_read(pool, batch_size or 10_000)
         else:
-            count, seconds = await ours_rebuild(EventStore(pool, domain_registry()), batch_size)
+            count, seconds = await ours_rebuild(EventStore(pool, build_registry()), batch_size)
     finally:
         await pool.close()
     print(json.dumps({"events": count, "seconds": seconds}))

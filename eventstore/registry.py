@@ -2,7 +2,7 @@
 
 The store knows no domain: the wiring layer registers the domain's event models here and hands
 the registry to :class:`~eventstore.store.EventStore`, which then refuses any event the domain
-would not recognise (see ``sebaya/catalog.py``).
+would not recognise (see ``sebaya/bootstrap.py``, which builds it from ``domain/catalog.py``).
 """
 
 from __future__ import annotations

@@ -67,7 +67,6 @@ from projections.source import (
     SourceEvent,
     read_batch,
 )
-from sebaya.catalog import domain_registry
 
 DEFAULT_NAME = "read_models"
 
@@ -234,8 +233,8 @@ def _fewer_gc_passes() -> Iterator[None]:
 class Projector:
     """Maintains ``pairing_view``, ``cohort_view`` and ``participant_view`` from the store.
 
-    ``store``: the event store to follow, or just its pool (events are then decoded with
-    :func:`sebaya.catalog.domain_registry`).
+    ``store``: the event store to follow; it must carry the event registry the composition
+    root built (events are decoded, and older schema versions upcast, through it).
     ``batch_size``: rows read (and committed) per transaction when following the log;
     ``rebuild_batch_size`` when rebuilding (larger batches write each pairing's row fewer
     times; memory grows by about 3 KB per event in a batch). ``cache_size``: open pairings
@@ -246,7 +245,7 @@ class Projector:
 
     def __init__(
         self,
-        store: EventStore | asyncpg.Pool,
+        store: EventStore,
         *,
         name: str = DEFAULT_NAME,
         batch_size: int = 20_000,
@@ -257,11 +256,11 @@ class Projector:
     ) -> None:
         if min(batch_size, rebuild_batch_size, cache_size, snapshot_every) < 1:
             raise ValueError("batch sizes, cache_size and snapshot_every must be >= 1")
-        if not isinstance(store, EventStore):
-            store = EventStore(store, domain_registry())
+        if store.registry is None:
+            raise ValueError("the projector needs an EventStore opened with the event registry")
         self._store = store
         self._pool = store.pool
-        self._decoder = EventDecoder(store.registry or domain_registry(),
+        self._decoder = EventDecoder(store.registry,
                                      (*PAIRING_EVENTS, *COHORT_EVENTS))
         self.name = name
         self._batch_size = batch_size

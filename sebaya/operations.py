@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 from temporalio.client import Client, WorkflowHandle
 
-from activities.roster import register_cohort
+from adapters.roster import register_cohort
 from domain.cohort import ApproveProposal, CohortState, ParticipantLeftCommand
 from domain.ids import cohort_workflow_id
 from domain.people import Person, Role

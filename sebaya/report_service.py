@@ -8,7 +8,7 @@ from datetime import date, datetime
 
 import asyncpg
 
-from activities.roster import load_program
+from adapters.roster import load_program
 from domain.evaluation import CohortReport, evaluate
 from domain.evaluation_inputs import MenteeFacts, PairingFacts, SideFinal
 from projections.queries import PairingRow, cohort_status, pairings_of_cohort

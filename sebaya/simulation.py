@@ -221,7 +221,7 @@ class CohortSimulation:
     async def _could_rematch(self, state: CohortState, pairing_id: str) -> bool:
         if self._pool is None:
             return True
-        from activities.roster import load_profiles, load_program
+        from adapters.roster import load_profiles, load_program
         from domain.matching import rematch
         from domain.people import Role
 

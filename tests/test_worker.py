@@ -145,10 +145,9 @@ async def test_worker_runs_a_workflow_with_pydantic_payloads(
     task = asyncio.create_task(
         worker_module.run_worker(
             client,
-            pool,
             _settings(task_queue),
+            [acts.greet],
             workflows=[TinyGreetWorkflow],
-            activities=[acts.greet],
             stop=stop,
         )
     )
@@ -184,10 +183,9 @@ async def test_stop_lets_the_running_activity_finish(
     task = asyncio.create_task(
         worker_module.run_worker(
             client,
-            pool,
             settings,
+            [acts.greet],
             workflows=[TinyGreetWorkflow],
-            activities=[acts.greet],
             stop=stop,
         )
     )
@@ -213,10 +211,9 @@ async def test_stop_lets_the_running_activity_finish(
     task2 = asyncio.create_task(
         worker_module.run_worker(
             client,
-            pool,
             settings,
+            [acts.greet],
             workflows=[TinyGreetWorkflow],
-            activities=[acts.greet],
             stop=stop2,
         )
     )

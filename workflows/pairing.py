@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel, ConfigDict
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
@@ -23,10 +22,16 @@ with workflow.unsafe.imports_passed_through():
     from activities.notify import Delivery
     from activities.recording import RecordingActivities, RecordInput
     from activities.store import AppendEventsInput
+    from contracts.pairing import (
+        PAIRING_WORKFLOW,
+        CommandResult,
+        PairingInput,
+        PairingOutcome,
+    )
     from domain import commands as c
     from domain import errors
     from domain import events as e
-    from domain.events import EVENTS_BY_TYPE
+    from domain.catalog import current_event
     from domain.ids import pairing_stream
     from domain.notifications import Notification, notifications_for
     from domain.pairing import PairingState, Phase, advance, decide, fold, next_due
@@ -49,55 +54,12 @@ RECORD_RETRY = RetryPolicy(
     ],
 )
 
-# Continue-as-new well before Temporal's own suggestion (about 10k events) so that replaying a
-# pairing stays cheap even for open-ended programs with years of meetings.
-DEFAULT_MAX_HISTORY_EVENTS = 4000
-
-
-class PairingInput(BaseModel):
-    """Ids and ground rules only: no names or e-mails ever enter Temporal history."""
-
-    model_config = ConfigDict(frozen=True)
-
-    start: c.StartPairing
-    # When the pairing begins (the program's start date, or now for a rematch). A cohort may be
-    # set up days before its program starts; the pairing then waits on a durable timer.
-    start_at: datetime | None = None
-    # The cohort workflow to tell when this pairing ends (exit or completion), by workflow id.
-    report_to: str | None = None
-    carried_state: PairingState | None = None
-    max_history_events: int = DEFAULT_MAX_HISTORY_EVENTS
-
-
-class CommandResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    version: int
-    events: list[str]
-    phase: Phase
-
-
-class PairingOutcome(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    pairing_id: str
-    cohort_id: str
-    mentor_id: str
-    mentee_id: str
-    phase: Phase
-    exit: e.PairingExited | None = None
-    meetings_held: int
-    meetings_missed: int
-    version: int
-    ended_at: datetime
-
-
 def _refusal(exc: errors.DomainError) -> ApplicationError:
     return ApplicationError(str(exc), {"code": exc.code, "field": exc.field},
                             type=exc.code, non_retryable=True)
 
 
-@workflow.defn(name="PairingWorkflow")
+@workflow.defn(name=PAIRING_WORKFLOW)
 class PairingWorkflow:
     @workflow.init
     def __init__(self, inp: PairingInput) -> None:
@@ -245,7 +207,7 @@ class PairingWorkflow:
             # (A local activity's failure can arrive unwrapped, as the ApplicationError itself.)
             raise RuntimeError(f"could not append to {stream}: {exc}") from exc
         self._state = fold(
-            (EVENTS_BY_TYPE[r.type].model_validate(r.payload) for r in appended.stored),
+            (current_event(r.type, r.schema_version, r.payload) for r in appended.stored),
             self._state,
         )
 

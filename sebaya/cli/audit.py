@@ -20,7 +20,7 @@ import typer
 from pydantic import BaseModel, ValidationError
 
 from eventstore import EventStore, EventStoreError
-from sebaya.catalog import domain_registry
+from sebaya.bootstrap import build_registry
 from sebaya.runtime import (
     Services,
     ServicesNotConfigured,
@@ -82,7 +82,7 @@ async def _store(role: str | None = None) -> AsyncIterator[tuple[EventStore, Ser
                         namespace=services.namespace, task_queue=services.task_queue)
     pool = await connect_pool(services, min_size=1, max_size=4)
     try:
-        yield EventStore(pool, domain_registry()), services
+        yield EventStore(pool, build_registry()), services
     finally:
         await pool.close()
 

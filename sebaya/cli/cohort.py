@@ -157,11 +157,18 @@ def _print_table(program: ProgramSpec, people: list[Person], result: MatchResult
 # --- commands that act on the running system ---------------------------------------------
 
 
-def _services() -> Any:
-    from sebaya.runtime import ServicesNotConfigured, resolve_services
+def _run(main: Any) -> Any:
+    """Run ``main(infra)`` on the composition root's infrastructure; a configuration problem
+    (no services to connect to) exits 2 with the reason instead of a traceback."""
+    from sebaya.bootstrap import open_infrastructure
+    from sebaya.runtime import ServicesNotConfigured
+
+    async def go() -> Any:
+        async with open_infrastructure() as infra:
+            return await main(infra)
 
     try:
-        return resolve_services()
+        return asyncio.run(go())
     except ServicesNotConfigured as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from None
@@ -178,24 +185,19 @@ def start(
 ) -> None:
     """Validate the inputs, record the roster and start the cohort's workflow."""
     program, people = _load(program_path, people_path)
-    services = _services()
 
-    async def go() -> str:
+    async def go(infra: Any) -> str:
         from sebaya.operations import start_cohort
-        from sebaya.runtime import connect_pool, connect_temporal
 
-        client = await connect_temporal(services)
-        pool = await connect_pool(services)
-        try:
-            handle = await start_cohort(pool, client, program=program, people=people,
-                                        task_queue=services.task_queue, cohort_id=cohort_id,
-                                        started_by=started_by)
-        finally:
-            await pool.close()
+        handle = await start_cohort(infra.pool, infra.temporal, program=program, people=people,
+                                    task_queue=infra.services.task_queue, cohort_id=cohort_id,
+                                    started_by=started_by)
         return handle.id.removeprefix("cohort-")
 
     try:
-        started = asyncio.run(go())
+        started = _run(go)
+    except typer.Exit:
+        raise
     except Exception as exc:  # a clear message beats a traceback for ops
         typer.echo(f"error: could not start the cohort: {exc}", err=True)
         raise typer.Exit(code=1) from None
@@ -234,17 +236,15 @@ def approve_command(
             swaps.append((parse_pair(a), parse_pair(b)))
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    services = _services()
 
-    async def go() -> int:
-        from sebaya.runtime import connect_temporal
-
-        client = await connect_temporal(services)
-        return await approve(client, cohort_id, ApproveProposal(
+    async def go(infra: Any) -> int:
+        return await approve(infra.temporal, cohort_id, ApproveProposal(
             approved_by=approved_by, drop=drops, swap=tuple(swaps)))
 
     try:
-        n = asyncio.run(go())
+        n = _run(go)
+    except typer.Exit:
+        raise
     except Exception as exc:
         typer.echo(f"error: {_cause(exc)}", err=True)
         raise typer.Exit(code=1) from None
@@ -266,16 +266,14 @@ def participant_left_command(
     except ValueError:
         raise typer.BadParameter(f"expected YYYY-MM-DD, got {left_on!r}",
                                  param_hint="--date") from None
-    services = _services()
 
-    async def go() -> list[str]:
-        from sebaya.runtime import connect_temporal
-
-        client = await connect_temporal(services)
-        return await participant_left(client, cohort_id, employee_id, day, recorded_by)
+    async def go(infra: Any) -> list[str]:
+        return await participant_left(infra.temporal, cohort_id, employee_id, day, recorded_by)
 
     try:
-        ended = asyncio.run(go())
+        ended = _run(go)
+    except typer.Exit:
+        raise
     except Exception as exc:
         typer.echo(f"error: {_cause(exc)}", err=True)
         raise typer.Exit(code=1) from None
@@ -289,16 +287,12 @@ def _cause(exc: BaseException) -> str:
     return str(cause) if cause is not None else str(exc)
 
 
-async def _fresh_pool(services: Any) -> Any:
-    """A pool, after one catch-up of the read models (cheap when the projector is current)."""
+async def _catch_up(infra: Any) -> None:
+    """One catch-up of the read models (cheap when the projector is current)."""
     from eventstore import EventStore
     from projections.projector import Projector
-    from sebaya.catalog import domain_registry
-    from sebaya.runtime import connect_pool
 
-    pool = await connect_pool(services)
-    await Projector(EventStore(pool, domain_registry())).catch_up()
-    return pool
+    await Projector(EventStore(infra.pool, infra.registry)).catch_up()
 
 
 @app.command("status")
@@ -309,17 +303,13 @@ def status_command(
     """Counts by phase, pairings at risk, the waiting pool and what is due next."""
     from projections.queries import cohort_status
 
-    services = _services()
 
-    async def go() -> Any:
-        pool = await _fresh_pool(services)
-        try:
-            return await cohort_status(pool, cohort_id)
-        finally:
-            await pool.close()
+    async def go(infra: Any) -> Any:
+        await _catch_up(infra)
+        return await cohort_status(infra.pool, cohort_id)
 
     try:
-        status = asyncio.run(go())
+        status = _run(go)
     except LookupError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from None
@@ -377,17 +367,13 @@ def report_command(
     except ValueError:
         raise typer.BadParameter(f"expected YYYY-MM-DD, got {as_of!r}",
                                  param_hint="--as-of") from None
-    services = _services()
 
-    async def go() -> Any:
-        pool = await _fresh_pool(services)
-        try:
-            return await cohort_report(pool, cohort_id, as_of=day)
-        finally:
-            await pool.close()
+    async def go(infra: Any) -> Any:
+        await _catch_up(infra)
+        return await cohort_report(infra.pool, cohort_id, as_of=day)
 
     try:
-        report = asyncio.run(go())
+        report = _run(go)
     except LookupError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from None

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -25,16 +25,11 @@ def demo(
 
 
 async def _demo(console: Console, program_path: Path, people_path: Path, seed: int) -> None:
-    from temporalio.testing import TimeSkipper, TimeSkippingConfig
-
     from intake import load_people, load_program
+    from sebaya.bootstrap import open_infrastructure
     from sebaya.devstack import DevStack
     from sebaya.logging import configure_logging
-    from sebaya.operations import new_cohort_id, start_cohort
-    from sebaya.runtime import connect_pool, connect_temporal, resolve_services
     from sebaya.settings import get_settings
-    from sebaya.simulation import CohortSimulation
-    from worker import build_worker
 
     configure_logging("json", "WARNING")
     began = time.monotonic()
@@ -46,60 +41,71 @@ async def _demo(console: Console, program_path: Path, people_path: Path, seed: i
     if not settings.uses_external_services:
         console.print("starting the embedded stack (PostgreSQL + Temporal dev server)…")
         DevStack(settings, report=lambda line: console.print(f"  {line}")).up(worker=True)
-    services = resolve_services(settings)
-    client = await connect_temporal(services)
-    pool = await connect_pool(services)
+    async with open_infrastructure(settings) as infra:
+        await _simulate(console, infra, program, roster, seed, began)
+
+
+async def _simulate(console: Console, infra: Any, program: Any, roster: Any, seed: int,
+                    began: float) -> None:
+    from temporalio.testing import TimeSkipper, TimeSkippingConfig
+
+    from activities import build_activities
+    from sebaya.operations import new_cohort_id, start_cohort
+    from sebaya.simulation import CohortSimulation
+    from worker import build_worker
+
+    settings, services, pool = infra.settings, infra.services, infra.pool
     # Workflows started through this client get time skipping configured (off until the
     # simulation fast-forwards each one); nothing else about them is simulated.
-    skipper = TimeSkipper(client, config=TimeSkippingConfig(enabled=False))
+    skipper = TimeSkipper(infra.temporal, config=TimeSkippingConfig(enabled=False))
     # The stack's worker process runs the workflows; a second worker in this process would
     # only compete with the simulator for the same cores. With external services (no stack
     # worker) the demo brings its own.
     own_worker = settings.uses_external_services
-    worker = build_worker(skipper.client, pool, settings) if own_worker else None
-    try:
-        async with worker if worker is not None else contextlib.nullcontext():
-            cohort_id = new_cohort_id(program)
-            await start_cohort(pool, skipper.client, program=program, people=roster,
-                               task_queue=services.task_queue, cohort_id=cohort_id,
-                               started_by="demo")
-            console.print(f"cohort [bold]{cohort_id}[/]: {len(roster)} people; simulating "
-                          f"{program.ground_rules.program_length_days} days in virtual time…")
-            sim = CohortSimulation(skipper.client, skipper, cohort_id, seed=seed, pool=pool,
-                                   say=lambda line: console.print(f"  {line}"))
-            result = await sim.run()
-            console.print(
-                f"cohort finished: {result.launched} pairings ({result.completed} completed, "
-                f"{result.exited} exited, {result.rematched} rematched); "
-                f"{sim.log.updates_sent} participant actions")
-            await _report(console, pool, cohort_id)
-            example = await pool.fetchval(
-                "SELECT stream_id FROM streams WHERE stream_id LIKE $1 ORDER BY stream_id "
-                "LIMIT 1", f"pairing-{cohort_id}.%")
-            pairing = (example or "pairing-?").removeprefix("pairing-")
-            console.rule("Inspect it yourself")
-            console.print(
-                f"  sebaya cohort status {cohort_id}\n"
-                f"  sebaya cohort report {cohort_id} --html > report.html\n"
-                f"  sebaya audit history {pairing}\n"
-                f"  sebaya audit replay {pairing}\n"
-                f"  sebaya audit verify --cohort {cohort_id}\n"
-                f"  sebaya audit export {cohort_id} --out bundle && "
-                f"sebaya audit verify-bundle bundle\n"
-                f"  Temporal Web UI: sebaya dev status")
-            console.print(f"[dim]finished in {time.monotonic() - began:.0f} s[/]")
-    finally:
-        await pool.close()
+    worker = build_worker(
+        skipper.client, settings,
+        build_activities(pool, infra.registry, infra.channel, client=skipper.client),
+    ) if own_worker else None
+    async with worker if worker is not None else contextlib.nullcontext():
+        cohort_id = new_cohort_id(program)
+        await start_cohort(pool, skipper.client, program=program, people=roster,
+                           task_queue=services.task_queue, cohort_id=cohort_id,
+                           started_by="demo")
+        console.print(f"cohort [bold]{cohort_id}[/]: {len(roster)} people; simulating "
+                      f"{program.ground_rules.program_length_days} days in virtual time…")
+        sim = CohortSimulation(skipper.client, skipper, cohort_id, seed=seed, pool=pool,
+                               say=lambda line: console.print(f"  {line}"))
+        result = await sim.run()
+        console.print(
+            f"cohort finished: {result.launched} pairings ({result.completed} completed, "
+            f"{result.exited} exited, {result.rematched} rematched); "
+            f"{sim.log.updates_sent} participant actions")
+        await _report(console, infra, cohort_id)
+        example = await pool.fetchval(
+            "SELECT stream_id FROM streams WHERE stream_id LIKE $1 ORDER BY stream_id "
+            "LIMIT 1", f"pairing-{cohort_id}.%")
+        pairing = (example or "pairing-?").removeprefix("pairing-")
+        console.rule("Inspect it yourself")
+        console.print(
+            f"  sebaya cohort status {cohort_id}\n"
+            f"  sebaya cohort report {cohort_id} --html > report.html\n"
+            f"  sebaya audit history {pairing}\n"
+            f"  sebaya audit replay {pairing}\n"
+            f"  sebaya audit verify --cohort {cohort_id}\n"
+            f"  sebaya audit export {cohort_id} --out bundle && "
+            f"sebaya audit verify-bundle bundle\n"
+            f"  Temporal Web UI: sebaya dev status")
+        console.print(f"[dim]finished in {time.monotonic() - began:.0f} s[/]")
 
 
-async def _report(console: Console, pool: object, cohort_id: str) -> None:
+async def _report(console: Console, infra: Any, cohort_id: str) -> None:
     """The cohort report from the read models, once the projector has caught up."""
     from eventstore import EventStore
     from projections.projector import Projector
-    from sebaya.catalog import domain_registry
     from sebaya.report_service import cohort_report
 
-    await Projector(EventStore(pool, domain_registry())).catch_up()
+    pool = infra.pool
+    await Projector(EventStore(pool, infra.registry)).catch_up()
     report = await cohort_report(pool, cohort_id)
     from sebaya.report import render
 

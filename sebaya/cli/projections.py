@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from eventstore import EventStore
-from sebaya.catalog import domain_registry
+from sebaya.bootstrap import build_registry
 from sebaya.cli.audit import _fail, _services
 from sebaya.runtime import ServicesNotConfigured, connect_pool
 
@@ -30,7 +30,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JS
 async def _with_store(use: Callable[[EventStore], Awaitable[T]]) -> T:
     pool = await connect_pool(_services(), min_size=2, max_size=4)
     try:
-        return await use(EventStore(pool, domain_registry()))
+        return await use(EventStore(pool, build_registry()))
     finally:
         await pool.close()
 

@@ -16,7 +16,7 @@ from audit.history import pairing_history
 from audit.verify import verify
 from eventstore import EventStore
 from projections import Projector
-from sebaya.catalog import domain_registry
+from sebaya.bootstrap import build_registry
 from tests.audit.cli import output_json, sebaya
 from tests.projections.lifecycles import CohortSim
 
@@ -86,7 +86,7 @@ async def test_audit_tools_work_as_the_auditor(
     pool = await asyncpg.create_pool(db_dsn, server_settings={"role": "sebaya_auditor"})
     assert pool is not None
     try:
-        as_auditor = EventStore(pool, domain_registry())
+        as_auditor = EventStore(pool, build_registry())
         assert await pool.fetchval("SELECT current_user") == "sebaya_auditor"
         history = await pairing_history(as_auditor, "C1.E01.M01.1")
         assert history.match is not None and history.match.run_id == "run-1"

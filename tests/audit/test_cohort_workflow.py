@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from activities.roster import register_cohort
+from adapters.roster import register_cohort
 from audit.bundle import export_bundle, verify_bundle
 from audit.history import pairing_history
 from audit.replay import replay_pairing

@@ -9,14 +9,14 @@ import pytest
 import pytest_asyncio
 
 from eventstore import EventStore
-from sebaya.catalog import domain_registry
+from sebaya.bootstrap import build_registry
 from tests.projections.lifecycles import CohortSim, append_decisions, sample_cohort
 from tests.projections.views import past_horizon
 
 
 @pytest.fixture
 def store(db_pool: asyncpg.Pool) -> EventStore:
-    return EventStore(db_pool, domain_registry())
+    return EventStore(db_pool, build_registry())
 
 
 @pytest_asyncio.fixture

@@ -18,7 +18,7 @@ from eventstore import EventStore, Position
 from projections import BatchInfo, Projector, projection_status
 from projections.pairing import JSON_COLUMNS, PAIRING_COLUMNS, pairing_record
 from projections.source import EventDecoder, read_batch
-from sebaya.catalog import domain_registry
+from sebaya.bootstrap import build_registry
 from tests.projections.lifecycles import (
     CohortSim,
     append_decisions,
@@ -30,7 +30,7 @@ from tests.projections.views import checkpoint, dump_views, past_horizon
 
 async def assert_rows_equal_fresh_fold(pool: asyncpg.Pool, store: EventStore) -> int:
     """Every pairing_view row equals what pairing_record() gives for a fold of the stream."""
-    registry = domain_registry()
+    registry = build_registry()
     columns = ", ".join(f"{c}::text AS {c}" if c in JSON_COLUMNS else c
                         for c in PAIRING_COLUMNS)
     rows = await pool.fetch(f"SELECT {columns} FROM pairing_view")
@@ -91,7 +91,7 @@ async def test_lean_reader_follows_the_stores_global_order(
 ) -> None:
     expected = [(r.stream_id, r.version, r.position) async for batch in store.read_all(
         batch_size=50) for r in batch]
-    decoder = EventDecoder(domain_registry(), [])
+    decoder = EventDecoder(build_registry(), [])
     seen: list[tuple[str, int]] = []
     position = Position.start()
     async with store.pool.acquire() as conn:

@@ -21,7 +21,7 @@ from activities.notify import LogChannel, NotificationActivities
 from activities.recording import RecordingActivities, RecordInput
 from activities.store import AppendEventsResult, StoreActivities
 from eventstore import EventStore
-from sebaya.catalog import domain_registry
+from sebaya.bootstrap import build_registry
 from workflows import ALL_WORKFLOWS
 
 
@@ -55,7 +55,8 @@ async def main() -> None:
     client = await Client.connect(args.address, namespace=args.namespace,
                                   data_converter=pydantic_data_converter)
     pool = await asyncpg.create_pool(args.dsn, min_size=1, max_size=5)
-    store = StoreActivities(EventStore(pool, domain_registry()))
+    registry = build_registry()
+    store = StoreActivities(EventStore(pool, registry), registry)
     notify = NotificationActivities(pool, LogChannel())
     recorder = CrashingRecorder(store, notify, args.crash_after_append)
     worker = Worker(client, task_queue=args.task_queue, workflows=ALL_WORKFLOWS,

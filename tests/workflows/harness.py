@@ -21,12 +21,13 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import build_activities
+from activities.notify import LogChannel
 from domain import commands as c
 from domain import events as e
 from domain.ids import pairing_workflow_id
 from domain.rules import GroundRules
-from eventstore import EventStore
-from sebaya.catalog import domain_registry
+from eventstore import EventRegistry, EventStore
+from sebaya.bootstrap import build_registry
 from workflows import ALL_WORKFLOWS
 from workflows.pairing import PairingInput, PairingWorkflow
 
@@ -35,13 +36,15 @@ TOPICS = ("adaptasi budaya kerja", "keterampilan IT", "kepemimpinan", "karier")
 
 @asynccontextmanager
 async def running_worker(
-    client: Client, pool: asyncpg.Pool, task_queue: str
+    client: Client, pool: asyncpg.Pool, task_queue: str, *,
+    registry: EventRegistry | None = None,
 ) -> AsyncIterator[Worker]:
+    registry = registry or build_registry()
     worker = Worker(
         client,
         task_queue=task_queue,
         workflows=ALL_WORKFLOWS,
-        activities=build_activities(pool, client=client),
+        activities=build_activities(pool, registry, LogChannel(), client=client),
         max_concurrent_workflow_tasks=50,
     )
     async with worker:
@@ -49,7 +52,7 @@ async def running_worker(
 
 
 def store_for(pool: asyncpg.Pool) -> EventStore:
-    return EventStore(pool, domain_registry())
+    return EventStore(pool, build_registry())
 
 
 def six_month_rules(**overrides: Any) -> GroundRules:
@@ -99,7 +102,7 @@ async def stream_types(store: EventStore, stream_id: str) -> list[str]:
 
 
 def decode_all(records: Sequence[Any]) -> list[e.DomainEvent]:
-    registry = domain_registry()
+    registry = build_registry()
     return [registry.decode(r) for r in records]  # type: ignore[misc]
 
 

@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
-from activities.roster import register_cohort
+from adapters.roster import register_cohort
 from domain import commands as c
 from domain import events as e
 from domain.cohort import ApproveProposal, CohortPhase, CohortState, ParticipantLeftCommand
