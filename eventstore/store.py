@@ -30,7 +30,12 @@ from eventstore.errors import (
     PayloadTooLarge,
     WrongExpectedVersion,
 )
-from eventstore.hashing import CanonicalFormError, EnvelopeParts, canonical_json
+from eventstore.hashing import (
+    CanonicalFormError,
+    EnvelopeParts,
+    canonical_json,
+    canonical_json_of_document,
+)
 from eventstore.models import (
     MAX_STREAM_ID_LENGTH,
     AppendResult,
@@ -239,13 +244,16 @@ class EventStore:
         metadata: list[str] = []
         occurred_at: list[datetime] = []
         parts: list[EnvelopeParts] = []
+        # A payload normalised by the registry is pydantic's JSON form: string keys only, which
+        # is what the fast canonical encoder needs. Untyped payloads take the exact encoder.
+        encode = canonical_json if self._registry is None else canonical_json_of_document
         for index, event in enumerate(events):
             payload = (event.payload if self._registry is None
                        else self._registry.normalised_payload(event))
             if "\x00" in event.type:
                 raise InvalidAppend(f"event {index}: type contains U+0000")
             try:
-                payload_json = canonical_json(payload)
+                payload_json = encode(payload)
             except CanonicalFormError as exc:
                 raise InvalidAppend(
                     f"event {index} ({event.type}): payload has no JSON form at "

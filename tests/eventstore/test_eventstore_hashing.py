@@ -19,6 +19,7 @@ from eventstore.hashing import (
     GENESIS_HASH,
     CanonicalFormError,
     canonical_json,
+    canonical_json_of_document,
     canonical_number,
     canonical_timestamp,
     event_hash,
@@ -229,3 +230,43 @@ async def test_unencodable_metadata_is_refused_before_the_database(store: EventS
     )
     with pytest.raises(InvalidAppend, match=r"metadata actor: U\+0000"):
         await store.append("pairing-1", 0, [bad])
+
+
+# --- the fast encoder for registry-normalised payloads ------------------------------------
+
+_TRICKY_FLOATS = (0.0, -0.0, 1.0, -2.0, 0.1, 1e16, 1e-5, 1.5e-7, 123456789.125, 2.5e300,
+                  1e15, 9007199254740993.0, -1e-4)
+_TRICKY_STRINGS = ("", "plain", "kutipan \"dan\" \\ garis", "tab\tnl\nff\x0cbs\x08", "\x01\x1f",
+                   "émoji 😀 ü", "1e-3 and 2.0, inside", "3e+4]", "\u2028\u2029", "Ā" * 3)
+
+
+def _random_document(rng: random.Random, depth: int = 0) -> Any:
+    kind = rng.randrange(9 if depth < 4 else 6)
+    if kind == 0:
+        return rng.choice(_TRICKY_FLOATS)
+    if kind == 1:
+        return rng.choice((0, -1, 7, 2**53 + 1, -(2**70), True, False, None))
+    if kind == 2:
+        return rng.uniform(-1e6, 1e6)
+    if kind in (3, 4, 5):
+        return rng.choice(_TRICKY_STRINGS)
+    if kind in (6, 7):
+        return {rng.choice(_TRICKY_STRINGS) + str(i): _random_document(rng, depth + 1)
+                for i in range(rng.randrange(5))}
+    return [_random_document(rng, depth + 1) for _ in range(rng.randrange(5))]
+
+
+def test_the_fast_encoder_equals_the_exact_one_on_string_keyed_documents() -> None:
+    rng = random.Random(20261202)
+    for _ in range(3000):
+        document = {"k": _random_document(rng)}
+        assert canonical_json_of_document(document) == canonical_json(document)
+
+
+@pytest.mark.parametrize("bad", [{"a": "x\x00y"}, {"a\x00": 1}, {"a": float("nan")},
+                                 {"a": float("inf")}, {"a": "\ud800"}])
+def test_the_fast_encoder_refuses_what_the_exact_one_refuses(bad: dict[str, Any]) -> None:
+    with pytest.raises(CanonicalFormError):
+        canonical_json(bad)
+    with pytest.raises(CanonicalFormError):
+        canonical_json_of_document(bad)
