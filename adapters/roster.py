@@ -6,7 +6,6 @@ everything downstream (workflows, events, matching) sees employee ids and profil
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -15,16 +14,11 @@ import asyncpg
 
 from domain.people import MatchProfile, Person, Role, to_profiles
 from domain.program import ProgramSpec
+from domain.roster import people_digest
 
 
 class RosterConflict(Exception):
     """The cohort id is taken by a different program or roster."""
-
-
-def people_digest(profiles: Sequence[MatchProfile]) -> str:
-    rows = sorted((p.model_dump(mode="json") for p in profiles), key=lambda r: r["employee_id"])
-    canonical = json.dumps(rows, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 async def register_cohort(
