@@ -5,20 +5,25 @@ the real test services.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import re
 import uuid
 from collections.abc import Sequence
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import asyncpg
+from pydantic import BaseModel, ConfigDict
 from temporalio.client import Client, WorkflowHandle
 
-from adapters.roster import register_cohort
+from adapters.roster import load_profiles, load_program, register_cohort
 from domain.cohort import ApproveProposal, CohortState, ParticipantLeftCommand
 from domain.ids import cohort_workflow_id
 from domain.people import Person, Role
 from domain.program import ProgramSpec
+from domain.roster import RosterDiff
 from workflows.cohort import CohortInput, CohortWorkflow
 
 COHORT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
@@ -94,3 +99,35 @@ def parse_pair(text: str) -> tuple[str, str]:
     if not sep or not mentor or not mentee:
         raise ValueError(f"expected MENTOR:MENTEE, got {text!r}")
     return mentor.strip(), mentee.strip()
+
+
+class RosterSyncPlan(BaseModel):
+    """What ``cohort sync`` would record: the difference and the file it came from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cohort_id: str
+    source: str
+    source_digest: str
+    diff: RosterDiff
+
+
+async def plan_roster_sync(pool: asyncpg.Pool, cohort_id: str, people_path: Path) -> RosterSyncPlan:
+    """Read a fresh HR export for ``cohort_id`` and compare it with the cohort's roster.
+
+    The file is validated against the cohort's own program (as at the start); any problem
+    raises ``IntakeError`` naming file, line and column, and nothing is compared.
+    """
+    from domain.people import to_profiles
+    from domain.roster import diff_roster
+    from intake import load_people
+
+    def read_export(program: ProgramSpec) -> tuple[list[Person], str]:
+        people = load_people(people_path, program)
+        return people, hashlib.sha256(people_path.read_bytes()).hexdigest()
+
+    program = await load_program(pool, cohort_id)
+    people, digest = await asyncio.to_thread(read_export, program)
+    current = await load_profiles(pool, cohort_id)
+    return RosterSyncPlan(cohort_id=cohort_id, source=people_path.name, source_digest=digest,
+                          diff=diff_roster(current, to_profiles(people)))

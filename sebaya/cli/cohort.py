@@ -378,3 +378,44 @@ def report_command(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from None
     typer.echo(render(report, fmt))  # type: ignore[arg-type]
+
+
+@app.command("sync")
+def sync_command(
+    cohort_id: Annotated[str, typer.Argument(help="Cohort id")],
+    people_path: PeopleArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Compare a fresh HR export with the cohort's roster: joiners, leavers, changed fields."""
+    from intake import IntakeError
+    from sebaya.operations import plan_roster_sync
+
+    async def go(infra: Any) -> Any:
+        return await plan_roster_sync(infra.pool, cohort_id, people_path)
+
+    try:
+        plan = _run(go)
+    except IntakeError as exc:
+        _print_problems(list(exc.problems))
+        raise typer.Exit(code=1) from None
+    except LookupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    if as_json:
+        typer.echo(plan.model_dump_json(indent=2))
+        return
+    diff = plan.diff
+    console = Console()
+    console.print(f"[bold]{cohort_id}[/] vs {plan.source} (sha256 {plan.source_digest[:12]}): "
+                  f"{diff.summary()}")
+    for joiner in diff.joiners:
+        console.print(f"  + {joiner.employee_id} joins as {joiner.role.value} "
+                      f"({joiner.department}, level {joiner.level})")
+    for leaver in diff.leavers:
+        console.print(f"  - {leaver} is no longer in the export (left)")
+    for member in diff.changed:
+        for change in member.changes:
+            console.print(f"  ~ {member.employee_id} {change.field}: {change.before!r} -> "
+                          f"{change.after!r}", markup=False)
+    for problem in diff.problems:
+        console.print(f"  ! {problem}", markup=False)
