@@ -15,7 +15,8 @@ import asyncpg
 from temporalio.client import Client, WorkflowHandle
 
 from activities.roster import register_cohort
-from domain.cohort import ApproveProposal, CohortState, ParticipantLeftCommand
+from domain.cohort import CohortState
+from domain.cohort_commands import ApproveProposal, RecordParticipantLeft
 from domain.ids import cohort_workflow_id
 from domain.people import Person, Role
 from domain.program import ProgramSpec
@@ -79,8 +80,8 @@ async def participant_left(
 ) -> list[str]:
     return await cohort_handle(client, cohort_id).execute_update(
         CohortWorkflow.participant_left,
-        ParticipantLeftCommand(employee_id=employee_id, left_on=left_on,
-                               recorded_by=recorded_by),
+        RecordParticipantLeft(employee_id=employee_id, left_on=left_on,
+                              recorded_by=recorded_by),
     )
 
 

@@ -16,7 +16,8 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from activities.roster import register_cohort
 from domain import commands as c
 from domain import events as e
-from domain.cohort import ApproveProposal, CohortPhase, CohortState, ParticipantLeftCommand
+from domain.cohort import CohortPhase, CohortState
+from domain.cohort_commands import ApproveProposal, RecordParticipantLeft
 from domain.ids import cohort_stream, cohort_workflow_id, pairing_workflow_id
 from domain.people import Person, Role
 from domain.program import Approval, ProgramSpec
@@ -114,7 +115,7 @@ async def test_cohort_matches_launches_rematches_and_records_a_departure(
         await advance_to(env, second, state.starts_at + timedelta(days=8))
         leaver = (await started_state(second)).mentee_id
         ended = await handle.execute_update(CohortWorkflow.participant_left,
-                                            ParticipantLeftCommand(
+                                            RecordParticipantLeft(
                                                 employee_id=leaver, left_on=date(2027, 1, 19),
                                                 recorded_by="hr-import"))
         assert ended == [pairings[1]]
@@ -122,9 +123,14 @@ async def test_cohort_matches_launches_rematches_and_records_a_departure(
         assert outcome.exit is not None and outcome.exit.reason is e.ExitReason.LEFT_COMPANY
         state = await wait_for(handle, lambda s: pairings[1] not in s.active, "departure")
         assert leaver in state.left
-        with pytest.raises(WorkflowUpdateFailedError):
-            await handle.execute_update(CohortWorkflow.participant_left, ParticipantLeftCommand(
+        with pytest.raises(WorkflowUpdateFailedError) as again_left:
+            await handle.execute_update(CohortWorkflow.participant_left, RecordParticipantLeft(
                 employee_id=leaver, left_on=date(2027, 1, 20), recorded_by="hr-import"))
+        assert again_left.value.cause.type == "already_left"  # type: ignore[union-attr]
+        with pytest.raises(WorkflowUpdateFailedError) as stranger:
+            await handle.execute_update(CohortWorkflow.participant_left, RecordParticipantLeft(
+                employee_id="X999", left_on=date(2027, 1, 20), recorded_by="hr-import"))
+        assert stranger.value.cause.type == "not_a_cohort_member"  # type: ignore[union-attr]
 
     types = [r.type for r in await store.read_stream(cohort_stream(state.cohort_id))]
     assert types[:3] == ["CohortStarted", "MatchRunRecorded", "ProposalApproved"]
@@ -152,6 +158,7 @@ async def test_manual_approval_drop_and_swap_then_completion(
             await handle.execute_update(CohortWorkflow.approve, ApproveProposal(
                 approved_by="ops-ani", drop=(("M9", "E9"),)))
         assert "not a proposed pair" in str(refused.value.cause)
+        assert refused.value.cause.type == "not_a_proposed_pair"  # type: ignore[union-attr]
         await handle.execute_update(CohortWorkflow.approve, ApproveProposal(
             approved_by="ops-ani", swap=((pairs[0], pairs[1]),)))
         state = await handle.query(CohortWorkflow.state)

@@ -20,7 +20,8 @@ from temporalio.client import WorkflowHandle
 
 from domain import commands as c
 from domain import events as e
-from domain.cohort import ApproveProposal, CohortPhase, CohortState
+from domain.cohort import CohortPhase, CohortState
+from domain.cohort_commands import ApproveProposal, RecordParticipantLeft
 from domain.ids import cohort_stream, pairing_workflow_id
 from domain.people import Person, Role
 from domain.program import Approval
@@ -167,10 +168,8 @@ async def test_a_participant_leaves_the_company(
                                                      pairing_workflow_id(first))
         await advance_to(env, pairing, state.starts_at + timedelta(days=2))
         leaver = (await started_state(pairing)).mentee_id
-        from domain.cohort import ParticipantLeftCommand
-
         ended = await handle.execute_update(CohortWorkflow.participant_left,
-                                            ParticipantLeftCommand(
+                                            RecordParticipantLeft(
                                                 employee_id=leaver, left_on=date(2027, 1, 13),
                                                 recorded_by="hr-import"))
         assert ended == [first]
