@@ -40,7 +40,7 @@ from workflows.pairing import PairingWorkflow
 pytestmark = pytest.mark.temporal
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 # Which code recorded the histories these tests save (see the module docstring).
-GENERATION = "v1"
+GENERATION = "v2"
 
 
 def people(mentors: int, mentees: int) -> list[Person]:
