@@ -1,7 +1,7 @@
 """The cohort state machine: ``decide(state, command, now) -> events`` and
 ``evolve(state, event) -> state`` for a program's pairs, launched, ended, rematched.
 
-Pure like ``domain.pairing``: the workflow passes ``now`` and the facts its activities found
+Pure like ``domain.pairing``: the workflow passes ``now``, and facts from outside the stream
 (the matcher's scores, the roster) inside the command; ``decide`` refuses a command with a
 ``domain.errors`` class or says which events it means. The state is compact enough for a
 continue-as-new input even for a 10,000-person cohort (ids and counters only).
@@ -70,7 +70,8 @@ class CohortState(BaseModel):
     pending_launch: tuple[LaunchSpec, ...] = ()
     active: dict[str, ActivePairing] = {}
     mentor_load: dict[str, int] = {}
-    # Pairings launched per mentee so far: the attempt number in the next pairing id.
+    # Pairings planned per mentee so far (approved or rematched): the attempt number in the
+    # mentee's next pairing id is one more.
     attempts: dict[str, int] = {}
     launched: int = 0
     completed: int = 0
