@@ -41,6 +41,6 @@ def build_activities(
     ]
     if client is not None:
         cohort = CohortActivities(pool, store, client)
-        acts += [cohort.run_matching, cohort.score_pairs, cohort.find_rematch,
-                 cohort.launch_pairings, cohort.end_pairing]
+        acts += [cohort.run_matching, cohort.score_swaps, cohort.score_pairs,
+                 cohort.find_rematch, cohort.launch_pairings, cohort.end_pairing]
     return acts

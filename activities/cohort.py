@@ -26,7 +26,7 @@ from adapters.roster import load_profiles, load_program
 from contracts.pairing import PAIRING_WORKFLOW, PairingInput, PairingUpdate
 from domain import cohort_events as ce
 from domain import commands as c
-from domain.cohort import LaunchSpec
+from domain.cohort_commands import LaunchSpec, PairKey
 from domain.events import DomainEvent, ExitReason
 from domain.ids import cohort_stream, pairing_workflow_id
 from domain.matching import candidates, match, rematch
@@ -64,8 +64,8 @@ class ScorePairsInput(BaseModel):
 
     cohort_id: str
     run_id: str
-    pairs: list[tuple[str, str]]
-    exclusions: list[tuple[str, str]] = []
+    pairs: list[PairKey]
+    exclusions: list[PairKey] = []
     today: datetime
 
 
@@ -74,9 +74,9 @@ class RematchInput(BaseModel):
 
     at: StreamPosition
     employee_id: str
-    role: str
+    role: Role
     attempt: int
-    exclusions: list[tuple[str, str]]
+    exclusions: list[PairKey]
     mentor_load: dict[str, int]
     busy: list[str]
     left: list[str]
@@ -158,7 +158,7 @@ class CohortActivities:
                      for u in result.unmatched]
         pair_chunks, unmatched_chunks = _chunks(pairs, CHUNK), _chunks(unmatched, CHUNK)
         events: list[DomainEvent] = [ce.MatchRunRecorded(
-            run_id=run_id, kind="initial", input_digest=result.input_digest,
+            run_id=run_id, kind=ce.MatchRunKind.INITIAL, input_digest=result.input_digest,
             algorithm_version=result.algorithm_version,
             policy=program.matching.model_dump(mode="json"), total_score=result.total_score,
             pair_count=len(pairs), unmatched_count=len(unmatched),
@@ -174,9 +174,9 @@ class CohortActivities:
         return MatchingProposal(run_id=run_id, pairs=pairs, unmatched=len(unmatched),
                                 last_version=last)
 
-    @activity.defn(name="score_pairs")
-    async def score_pairs(self, inp: ScorePairsInput) -> dict[str, float]:
-        """Scores of the given pairs that pass every hard constraint (for ops' swaps)."""
+    @activity.defn(name="score_swaps")
+    async def score_swaps(self, inp: ScorePairsInput) -> list[ce.ProposedPair]:
+        """The given pairs that pass every hard constraint, scored (for ops' swaps)."""
         program = await load_program(self._pool, inp.cohort_id)
         wanted = set(inp.pairs)
         people = {e for pair in inp.pairs for e in pair}
@@ -191,7 +191,14 @@ class CohortActivities:
         await self._save_explanations(inp.cohort_id, inp.run_id, [
             (cand.mentor, cand.mentee, cand.score, cand.explanation.model_dump(mode="json"))
             for cand in found])
-        return {f"{cand.mentor}|{cand.mentee}": cand.score for cand in found}
+        return [ce.ProposedPair(mentor=cand.mentor, mentee=cand.mentee, score=cand.score)
+                for cand in found]
+
+    @activity.defn(name="score_pairs")
+    async def score_pairs(self, inp: ScorePairsInput) -> dict[str, float]:
+        """``score_swaps`` as cohorts started before ``cohort-typed-swap-scores`` ask for it
+        (keys ``mentor|mentee``). Remove once no such cohort awaits approval."""
+        return {f"{p.mentor}|{p.mentee}": p.score for p in await self.score_swaps(inp)}
 
     @activity.defn(name="find_rematch")
     async def find_rematch(self, inp: RematchInput) -> RematchOutcome:
@@ -232,7 +239,7 @@ class CohortActivities:
             unmatched = (ce.UnmatchedPerson(employee_id=inp.employee_id,
                                             reason=found.reason or "no partner"),)
         last = await self._append(at, [ce.MatchRunRecorded(
-            run_id=run_id, kind="rematch", input_digest=f"rematch:{inp.employee_id}",
+            run_id=run_id, kind=ce.MatchRunKind.REMATCH, input_digest=f"rematch:{inp.employee_id}",
             algorithm_version="sebaya-rematch/1",
             policy=program.matching.model_dump(mode="json"),
             total_score=(found.score or 0.0) if found.partner else 0.0,

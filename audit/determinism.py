@@ -1,10 +1,11 @@
-"""Would the current workflow code replay the recorded histories of our pairings?
+"""Would the current workflow code replay the recorded histories of our pairings and cohorts?
 
 Temporal's history is the log of the *process* (timers, updates, activity results); a worker
-that picks up a running pairing replays it against the code it runs. Code that decides
-differently from what the history recorded (a new timer, a reordered command) breaks every
-running pairing with a nondeterminism error. This module fetches the histories from the
-server and replays them with :class:`temporalio.worker.Replayer`, before a deploy does.
+that picks up a running pairing or cohort replays it against the code it runs. Code that
+decides differently from what the history recorded (a new timer, a reordered command) breaks
+every running workflow of that type with a nondeterminism error. This module fetches the
+histories from the server and replays them with :class:`temporalio.worker.Replayer`, before a
+deploy does.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
-from domain.ids import pairing_workflow_id
+from domain.ids import cohort_workflow_id, pairing_workflow_id
 
-DEFAULT_TYPES = ("PairingWorkflow",)
+# Every workflow type the worker runs (``workflows.ALL_WORKFLOWS``).
+DEFAULT_TYPES = ("PairingWorkflow", "CohortWorkflow")
 
 
 class ReplayVerdict(BaseModel):
@@ -56,12 +58,21 @@ class DeterminismReport(BaseModel):
 
 def visibility_query(cohort_id: str | None, types: Sequence[str] = DEFAULT_TYPES,
                      running_only: bool = False) -> str:
-    """The list filter: workflows of ``types``, optionally of one cohort (pairing workflow
-    ids are ``pairing-<cohort>.<mentee>.<mentor>.<attempt>``) and only running ones."""
+    """The list filter: workflows of ``types``, optionally of one cohort (its own workflow
+    ``cohort-<cohort>`` and its pairings ``pairing-<cohort>.<mentee>.<mentor>.<attempt>``) and
+    only running ones."""
     names = ", ".join(f"'{t}'" for t in types)
     clauses = [f"WorkflowType IN ({names})"]
     if cohort_id is not None:
-        clauses.append(f"WorkflowId STARTS_WITH '{pairing_workflow_id(cohort_id + '.')}'")
+        ids = []
+        if "PairingWorkflow" in types:
+            ids.append(f"WorkflowId STARTS_WITH '{pairing_workflow_id(cohort_id + '.')}'")
+        if "CohortWorkflow" in types:
+            ids.append(f"WorkflowId = '{cohort_workflow_id(cohort_id)}'")
+        if not ids:
+            raise ValueError(f"a cohort filter needs PairingWorkflow or CohortWorkflow in "
+                             f"types, got {list(types)}")
+        clauses.append("(" + " OR ".join(ids) + ")")
     if running_only:
         clauses.append("ExecutionStatus = 'Running'")
     return " AND ".join(clauses)
@@ -127,7 +138,7 @@ async def check_determinism(
     types: Sequence[str] = DEFAULT_TYPES,
     running_only: bool = False,
 ) -> DeterminismReport:
-    """Fetch the pairings' histories from Temporal and replay them against ``workflows``."""
+    """Fetch the workflows' histories from Temporal and replay them against ``workflows``."""
     query, histories = await fetch_histories(client, cohort_id=cohort_id,
                                              workflow_id=workflow_id, types=types,
                                              running_only=running_only)

@@ -1,8 +1,10 @@
-"""The cohort state machine: a program's pairs, launched, ended, rematched.
+"""The cohort state machine: ``decide(state, command, now) -> events`` and
+``evolve(state, event) -> state`` for a program's pairs, launched, ended, rematched.
 
-Pure like ``domain.pairing``: the workflow passes ``now`` and calls activities for matching;
-this module decides which events those results mean and folds them into a compact state
-that fits in a continue-as-new input even for a 10,000-person cohort (ids and counters only).
+Pure like ``domain.pairing``: the workflow passes ``now``, and facts from outside the stream
+(the matcher's scores, the roster) inside the command; ``decide`` refuses a command with a
+``domain.errors`` class or says which events it means. The state is compact enough for a
+continue-as-new input even for a 10,000-person cohort (ids and counters only).
 """
 
 from __future__ import annotations
@@ -10,17 +12,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
+from domain import cohort_commands as cc
 from domain import cohort_events as ce
 from domain import errors
-from domain.events import DomainEvent
+from domain.cohort_commands import ApproveProposal as ApproveProposal  # the CLI's import
+from domain.cohort_commands import LaunchSpec, PairKey
+from domain.events import DomainEvent, ExitInitiator, ExitReason
 from domain.ids import pairing_id_for
-from domain.program import ProgramSpec
-
-Role = Literal["mentor", "mentee"]
+from domain.people import Role
+from domain.program import Approval, ProgramSpec
 
 # Pairings begin at this local time on the program's start date.
 PROGRAM_START_TIME = time(9, 0)
@@ -33,17 +36,6 @@ class CohortPhase(StrEnum):
     SCHEDULED = "scheduled"
     RUNNING = "running"
     COMPLETED = "completed"
-
-
-class LaunchSpec(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    pairing_id: str
-    mentor_id: str
-    mentee_id: str
-    score: float
-    run_id: str
-    rematch_of: str | None = None
 
 
 class ActivePairing(BaseModel):
@@ -71,21 +63,23 @@ class CohortState(BaseModel):
     ends_at: datetime | None = None
     rematch_until: datetime | None = None
     cool_off_days: int = 7
-    approval: Literal["auto", "manual"] = "manual"
+    approval: Approval = Approval.MANUAL
 
     proposal_run_id: str | None = None
     proposal: tuple[ce.ProposedPair, ...] = ()
     pending_launch: tuple[LaunchSpec, ...] = ()
     active: dict[str, ActivePairing] = {}
     mentor_load: dict[str, int] = {}
+    # Pairings planned per mentee so far (approved or rematched): the attempt number in the
+    # mentee's next pairing id is one more.
     attempts: dict[str, int] = {}
     launched: int = 0
     completed: int = 0
     exited: int = 0
     rematched: int = 0
     waiting: dict[str, Waiting] = {}
-    # (mentor, mentee) pairs that ended early: never matched again.
-    exclusions: tuple[tuple[str, str], ...] = ()
+    # Pairs that ended early: never matched again.
+    exclusions: tuple[PairKey, ...] = ()
     left: dict[str, date] = {}
     match_runs: int = 0
 
@@ -100,56 +94,14 @@ class CohortState(BaseModel):
         return sorted(pid for pid, p in self.active.items()
                       if employee_id in (p.mentor_id, p.mentee_id))
 
-
-class ApproveProposal(BaseModel):
-    """Operations accept the proposed pairs, after dropping or swapping some."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    approved_by: str = Field(min_length=1)
-    drop: tuple[tuple[str, str], ...] = ()
-    # Swap the mentors of two proposed pairs: ((mentor_a, mentee_a), (mentor_b, mentee_b)).
-    swap: tuple[tuple[tuple[str, str], tuple[str, str]], ...] = ()
-
-
-class ParticipantLeftCommand(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    employee_id: str = Field(min_length=1)
-    left_on: date
-    recorded_by: str = Field(min_length=1)
+    def next_attempt(self, mentee_id: str) -> int:
+        """The attempt number of the mentee's next pairing (1 for the first)."""
+        return self.attempts.get(mentee_id, 0) + 1
 
 
 def program_starts_at(program: ProgramSpec) -> datetime:
     rules = program.ground_rules
     return datetime.combine(program.start_date, PROGRAM_START_TIME, tzinfo=rules.zone)
-
-
-def cohort_started(
-    cohort_id: str, program: ProgramSpec, people_digest: str, mentors: int, mentees: int,
-    now: datetime,
-) -> ce.CohortStarted:
-    starts_at = max(program_starts_at(program), now)
-    length = program.ground_rules.program_length_days
-    ends_at = None if length is None else starts_at + timedelta(days=length)
-    rematch_until = (
-        None if length is None
-        else starts_at + timedelta(days=length * program.rematch.allowed_until_share)
-    )
-    return ce.CohortStarted(
-        cohort_id=cohort_id,
-        program_name=program.name,
-        objective=program.objective.model_dump(mode="json"),
-        baseline=program.baseline.model_dump(mode="json"),
-        starts_at=starts_at,
-        ends_at=ends_at,
-        rematch_until=rematch_until,
-        cool_off_days=program.rematch.cool_off_days,
-        approval=program.approval.value,
-        people_digest=people_digest,
-        mentors=mentors,
-        mentees=mentees,
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,22 +118,21 @@ def evolve(state: CohortState, event: DomainEvent) -> CohortState:
                      approval=event.approval)
         case ce.MatchRunRecorded():
             u["match_runs"] = s.match_runs + 1
-            if event.kind == "initial":
+            if event.kind is ce.MatchRunKind.INITIAL:
                 u.update(proposal_run_id=event.run_id, proposal=event.pairs,
                          phase=CohortPhase.AWAITING_APPROVAL)
         case ce.MatchRunContinued():
             if event.run_id == s.proposal_run_id and s.phase is CohortPhase.AWAITING_APPROVAL:
                 u["proposal"] = (*s.proposal, *event.pairs)
         case ce.ProposalAdjusted():
-            before = {(p.mentor, p.mentee) for p in event.pairs_before}
-            kept = tuple(p for p in s.proposal if (p.mentor, p.mentee) not in before)
+            before = {_key(p) for p in event.pairs_before}
+            kept = tuple(p for p in s.proposal if _key(p) not in before)
             u["proposal"] = (*kept, *event.pairs_after)
         case ce.ProposalApproved():
             attempts = dict(s.attempts)
             specs = []
             for pair in sorted(s.proposal, key=lambda p: (p.mentee, p.mentor)):
-                attempt = attempts.get(pair.mentee, 0) + 1
-                attempts[pair.mentee] = attempt
+                attempts[pair.mentee] = attempt = attempts.get(pair.mentee, 0) + 1
                 specs.append(LaunchSpec(
                     pairing_id=pairing_id_for(s.cohort_id, pair.mentor, pair.mentee, attempt),
                     mentor_id=pair.mentor, mentee_id=pair.mentee, score=pair.score,
@@ -202,9 +153,8 @@ def evolve(state: CohortState, event: DomainEvent) -> CohortState:
             if event.rematch_of is not None:
                 waiting = {k: v for k, v in s.waiting.items()
                            if k not in (event.mentor_id, event.mentee_id)}
-                attempts = dict(s.attempts)
-                attempts[event.mentee_id] = max(attempts.get(event.mentee_id, 0),
-                                                int(event.pairing_id.rsplit(".", 1)[-1]))
+                # The rematch's id was built from ``next_attempt`` on this very state.
+                attempts = {**s.attempts, event.mentee_id: s.next_attempt(event.mentee_id)}
                 u.update(waiting=waiting, rematched=s.rematched + 1, attempts=attempts)
         case ce.PairingEnded():
             pairing = s.active.get(event.pairing_id)
@@ -213,11 +163,11 @@ def evolve(state: CohortState, event: DomainEvent) -> CohortState:
             exclusions = s.exclusions
             if pairing is not None:
                 load[pairing.mentor_id] = max(0, load.get(pairing.mentor_id, 0) - 1)
-                if event.outcome == "exited":
-                    exclusions = (*exclusions, (pairing.mentor_id, pairing.mentee_id))
+                if event.outcome is ce.PairingEndOutcome.EXITED:
+                    exclusions = (*exclusions, PairKey(pairing.mentor_id, pairing.mentee_id))
             u.update(active=active, mentor_load=load, exclusions=exclusions,
-                     completed=s.completed + (event.outcome == "completed"),
-                     exited=s.exited + (event.outcome == "exited"))
+                     completed=s.completed + (event.outcome is ce.PairingEndOutcome.COMPLETED),
+                     exited=s.exited + (event.outcome is ce.PairingEndOutcome.EXITED))
         case ce.ParticipantWaiting():
             u["waiting"] = {**s.waiting, event.employee_id: Waiting(
                 role=event.role, after_pairing=event.after_pairing,
@@ -266,94 +216,193 @@ def _launched(state: CohortState, events: Sequence[ce.PairingLaunched]) -> Cohor
 # --- decisions -------------------------------------------------------------------------------
 
 
-def approve(state: CohortState, cmd: ApproveProposal,
-            rescored: dict[tuple[str, str], float] | None = None) -> list[DomainEvent]:
-    """Drops and swaps, then the approval. ``rescored`` gives the score of each new pair a
-    swap creates (checked against the hard constraints by the caller's activity)."""
+def decide(state: CohortState, command: cc.CohortCommand, now: datetime) -> list[DomainEvent]:
+    """The events ``command`` means on ``state`` at ``now``; raises a ``DomainError`` when the
+    cohort refuses it (nothing is recorded then)."""
+    match command:
+        case cc.StartCohort():
+            return _start(state, command, now)
+        case cc.ApproveProposal():
+            return _approve(state, command)
+        case cc.RecordPairingsLaunched():
+            return _launched_events(state, command)
+        case cc.RecordPairingEnded():
+            return _pairing_ended(state, command, now)
+        case cc.RecordRematchNotPossible():
+            return [ce.RematchNotPossible(employee_id=command.employee_id,
+                                          reason=command.reason)]
+        case cc.RecordParticipantLeft():
+            return _participant_left(state, command)
+        case cc.CloseRematchWindow():
+            return _close_rematch_window(state, now)
+        case cc.CompleteCohort():
+            return _complete(state, now)
+    raise TypeError(f"cohort decide does not know {type(command).__name__}")
+
+
+def _key(pair: ce.ProposedPair) -> PairKey:
+    return PairKey(pair.mentor, pair.mentee)
+
+
+def _start(state: CohortState, cmd: cc.StartCohort, now: datetime) -> list[DomainEvent]:
+    if state.phase is not CohortPhase.NOT_STARTED:
+        raise errors.CohortAlreadyStarted(f"cohort {state.cohort_id} has already started")
+    program = cmd.program
+    starts_at = max(program_starts_at(program), now)
+    length = program.ground_rules.program_length_days
+    ends_at = None if length is None else starts_at + timedelta(days=length)
+    rematch_until = (
+        None if length is None
+        else starts_at + timedelta(days=length * program.rematch.allowed_until_share)
+    )
+    return [ce.CohortStarted(
+        cohort_id=cmd.cohort_id,
+        program_name=program.name,
+        objective=program.objective.model_dump(mode="json"),
+        baseline=program.baseline.model_dump(mode="json"),
+        starts_at=starts_at,
+        ends_at=ends_at,
+        rematch_until=rematch_until,
+        cool_off_days=program.rematch.cool_off_days,
+        approval=program.approval,
+        people_digest=cmd.people_digest,
+        mentors=cmd.mentors,
+        mentees=cmd.mentees,
+    )]
+
+
+def pairs_to_score(state: CohortState, cmd: cc.ApproveProposal) -> list[PairKey]:
+    """The pairs ``cmd``'s swaps would create, for the matcher to check and score."""
+    proposed = {_key(p) for p in state.proposal}
+    out: list[PairKey] = []
+    for a, b in cmd.swap:
+        if a in proposed and b in proposed:
+            out += [PairKey(b.mentor, a.mentee), PairKey(a.mentor, b.mentee)]
+    return out
+
+
+def assuming_swaps_allowed(state: CohortState, cmd: cc.ApproveProposal) -> cc.ApproveProposal:
+    """``cmd`` as if the matcher accepted every pair its swaps create: what an update
+    validator can decide before the matcher is asked (every check but the hard constraints,
+    which the handler's ``decide`` makes with the real scores)."""
+    return cmd.model_copy(update={"swap_scores": tuple(
+        ce.ProposedPair(mentor=k.mentor, mentee=k.mentee, score=0.0)
+        for k in pairs_to_score(state, cmd))})
+
+
+def _approve(state: CohortState, cmd: cc.ApproveProposal) -> list[DomainEvent]:
+    """Drops and swaps, then the approval."""
     if state.phase is not CohortPhase.AWAITING_APPROVAL or state.proposal_run_id is None:
-        raise errors.NotAllowedNow(f"nothing awaits approval (cohort is {state.phase.value})")
-    by_key = {(p.mentor, p.mentee): p for p in state.proposal}
+        raise errors.NothingAwaitsApproval(
+            f"nothing awaits approval (cohort is {state.phase.value})")
+    by_key = {_key(p): p for p in state.proposal}
     events: list[DomainEvent] = []
-    for mentor, mentee in cmd.drop:
-        pair = by_key.pop((mentor, mentee), None)
+    for key in cmd.drop:
+        pair = by_key.pop(key, None)
         if pair is None:
-            raise errors.InvalidCommand(f"{mentor}-{mentee} is not a proposed pair", field="drop")
-        events.append(ce.ProposalAdjusted(action="drop", pairs_before=(pair,), pairs_after=(),
-                                          adjusted_by=cmd.approved_by))
+            raise errors.NotAProposedPair(f"{key.mentor}-{key.mentee} is not a proposed pair",
+                                          field="drop")
+        events.append(ce.ProposalAdjusted(action=ce.AdjustmentAction.DROP, pairs_before=(pair,),
+                                          pairs_after=(), adjusted_by=cmd.approved_by))
+    if cmd.swap and cmd.swap_scores is None:
+        raise ValueError("a swap needs the matcher's scores of the pairs it creates")
+    scores = {_key(p): p.score for p in cmd.swap_scores or ()}
     for a, b in cmd.swap:
         pa, pb = by_key.pop(a, None), by_key.pop(b, None)
         if pa is None or pb is None:
             missing = a if pa is None else b
-            raise errors.InvalidCommand(f"{missing[0]}-{missing[1]} is not a proposed pair",
-                                        field="swap")
-        new = [(pb.mentor, pa.mentee), (pa.mentor, pb.mentee)]
-        scores = rescored or {}
-        for key in new:
+            raise errors.NotAProposedPair(
+                f"{missing.mentor}-{missing.mentee} is not a proposed pair",
+                                          field="swap")
+        created = [PairKey(pb.mentor, pa.mentee), PairKey(pa.mentor, pb.mentee)]
+        for key in created:
             if key not in scores:
-                raise errors.InvalidCommand(
-                    f"{key[0]} cannot mentor {key[1]}: the pair breaks a hard constraint",
-                    field="swap")
-        after = tuple(ce.ProposedPair(mentor=m, mentee=e, score=scores[(m, e)]) for m, e in new)
+                raise errors.PairBreaksHardConstraint(
+                    f"{key.mentor} cannot mentor {key.mentee}: the pair breaks a hard "
+                    "constraint", field="swap")
+        after = tuple(ce.ProposedPair(mentor=k.mentor, mentee=k.mentee, score=scores[k])
+                      for k in created)
         for pair in after:
-            by_key[(pair.mentor, pair.mentee)] = pair
-        events.append(ce.ProposalAdjusted(action="swap", pairs_before=(pa, pb), pairs_after=after,
-                                          adjusted_by=cmd.approved_by))
+            by_key[_key(pair)] = pair
+        events.append(ce.ProposalAdjusted(action=ce.AdjustmentAction.SWAP, pairs_before=(pa, pb),
+                                          pairs_after=after, adjusted_by=cmd.approved_by))
     events.append(ce.ProposalApproved(run_id=state.proposal_run_id, approved_by=cmd.approved_by,
                                       pairs=len(by_key)))
     return events
 
 
-def swap_pairs(state: CohortState, cmd: ApproveProposal) -> list[tuple[str, str]]:
-    """The (mentor, mentee) pairs a swap would create, for the caller to check and score."""
-    by_key = {(p.mentor, p.mentee): p for p in state.proposal}
-    out: list[tuple[str, str]] = []
-    for a, b in cmd.swap:
-        if a in by_key and b in by_key:
-            out += [(b[0], a[1]), (a[0], b[1])]
-    return out
+def _launched_events(state: CohortState, cmd: cc.RecordPairingsLaunched) -> list[DomainEvent]:
+    if state.phase not in (CohortPhase.SCHEDULED, CohortPhase.RUNNING):
+        raise errors.CohortNotRunning(
+            f"pairings cannot be launched (cohort is {state.phase.value})")
+    return [ce.PairingLaunched(pairing_id=s.pairing_id, mentor_id=s.mentor_id,
+                               mentee_id=s.mentee_id, score=s.score, starts_at=cmd.starts_at,
+                               rematch_of=s.rematch_of)
+            for s in cmd.specs]
 
 
-def pairing_ended(state: CohortState, outcome: ce.PairingEnded,
-                  now: datetime) -> list[DomainEvent]:
+def rematch_spec(state: CohortState, waiting_id: str, partner: str, score: float,
+                 run_id: str) -> LaunchSpec:
+    """The pairing that rematches ``waiting_id`` (who waits) with ``partner``."""
+    waiting = state.waiting[waiting_id]
+    mentor, mentee = ((partner, waiting_id) if waiting.role is Role.MENTEE
+                      else (waiting_id, partner))
+    return LaunchSpec(
+        pairing_id=pairing_id_for(state.cohort_id, mentor, mentee, state.next_attempt(mentee)),
+        mentor_id=mentor, mentee_id=mentee, score=score, run_id=run_id,
+        rematch_of=waiting.after_pairing)
+
+
+def _pairing_ended(state: CohortState, cmd: cc.RecordPairingEnded,
+                   now: datetime) -> list[DomainEvent]:
     """The pairing's end, and who joins the waiting pool for a rematch (no fault, no blame:
     the person left behind by an exit gets a new partner after the cool-off)."""
-    pairing = state.active.get(outcome.pairing_id)
+    pairing = state.active.get(cmd.pairing_id)
     if pairing is None:
         return []  # a repeated report: the first one was already recorded
-    events: list[DomainEvent] = [outcome]
-    if outcome.outcome != "exited":
+    ended = ce.PairingEnded(**cmd.model_dump())
+    events: list[DomainEvent] = [ended]
+    if cmd.outcome is not ce.PairingEndOutcome.EXITED:
         return events
     if state.rematch_until is None or now >= state.rematch_until:
         return events
-    waiting: list[tuple[str, Role]] = []
-    initiator = outcome.initiated_by
-    if outcome.reason == "inactivity":
+    if cmd.reason is ExitReason.INACTIVITY:
         return events  # both stopped showing up: nobody is left waiting for the other
-    if outcome.leaving_employee_id is not None:
-        other = (pairing.mentor_id if outcome.leaving_employee_id == pairing.mentee_id
-                 else pairing.mentee_id)
-        waiting.append((other, "mentor" if other == pairing.mentor_id else "mentee"))
-    elif initiator == "mentor":
-        waiting.append((pairing.mentee_id, "mentee"))
-    elif initiator == "mentee":
-        waiting.append((pairing.mentor_id, "mentor"))
+    waiting: list[tuple[str, Role]] = []
+    if cmd.leaving_employee_id is not None:
+        if cmd.leaving_employee_id == pairing.mentee_id:
+            waiting.append((pairing.mentor_id, Role.MENTOR))
+        else:
+            waiting.append((pairing.mentee_id, Role.MENTEE))
+    elif cmd.initiated_by is ExitInitiator.MENTOR:
+        waiting.append((pairing.mentee_id, Role.MENTEE))
+    elif cmd.initiated_by is ExitInitiator.MENTEE:
+        waiting.append((pairing.mentor_id, Role.MENTOR))
     else:
-        waiting += [(pairing.mentee_id, "mentee"), (pairing.mentor_id, "mentor")]
+        waiting += [(pairing.mentee_id, Role.MENTEE), (pairing.mentor_id, Role.MENTOR)]
     available_at = now + timedelta(days=state.cool_off_days)
     for employee_id, role in waiting:
         if employee_id in state.left or employee_id in state.waiting:
             continue
         events.append(ce.ParticipantWaiting(employee_id=employee_id, role=role,
-                                            after_pairing=outcome.pairing_id,
+                                            after_pairing=cmd.pairing_id,
                                             available_at=available_at))
     return events
 
 
-def due_for_rematch(state: CohortState, now: datetime) -> list[str]:
-    return sorted(k for k, w in state.waiting.items() if w.available_at <= now)
+def _participant_left(state: CohortState, cmd: cc.RecordParticipantLeft) -> list[DomainEvent]:
+    if cmd.employee_id in state.left:
+        raise errors.AlreadyLeft(f"{cmd.employee_id} is already recorded as having left")
+    if cmd.roster is None:
+        raise ValueError("recording a departure needs the cohort's roster")
+    if cmd.employee_id not in cmd.roster:
+        raise errors.NotACohortMember(f"{cmd.employee_id} is not in cohort {state.cohort_id}",
+                                      field="employee_id")
+    return [ce.ParticipantLeft(employee_id=cmd.employee_id, left_on=cmd.left_on,
+                               recorded_by=cmd.recorded_by)]
 
 
-def expired_waiting(state: CohortState, now: datetime) -> list[DomainEvent]:
+def _close_rematch_window(state: CohortState, now: datetime) -> list[DomainEvent]:
     if state.rematch_until is None or now < state.rematch_until:
         return []
     return [ce.RematchNotPossible(employee_id=k,
@@ -361,15 +410,18 @@ def expired_waiting(state: CohortState, now: datetime) -> list[DomainEvent]:
             for k in sorted(state.waiting)]
 
 
-def participant_left(state: CohortState, cmd: ParticipantLeftCommand,
-                     members: Sequence[str] | None = None) -> list[DomainEvent]:
-    if cmd.employee_id in state.left:
-        raise errors.AlreadySubmitted(f"{cmd.employee_id} is already recorded as having left")
-    if members is not None and cmd.employee_id not in members:
-        raise errors.NotAParticipant(f"{cmd.employee_id} is not in cohort {state.cohort_id}",
-                                     field="employee_id")
-    return [ce.ParticipantLeft(employee_id=cmd.employee_id, left_on=cmd.left_on,
-                               recorded_by=cmd.recorded_by)]
+def _complete(state: CohortState, now: datetime) -> list[DomainEvent]:
+    if not is_finished(state):
+        return []
+    return [ce.CohortCompleted(completed_at=now, pairings=state.launched,
+                               completed=state.completed, exited=state.exited)]
+
+
+# --- the agenda ------------------------------------------------------------------------------
+
+
+def due_for_rematch(state: CohortState, now: datetime) -> list[str]:
+    return sorted(k for k, w in state.waiting.items() if w.available_at <= now)
 
 
 def is_finished(state: CohortState) -> bool:
@@ -385,8 +437,3 @@ def next_due(state: CohortState) -> datetime | None:
     if state.waiting and state.rematch_until is not None:
         times.append(state.rematch_until)
     return min(times) if times else None
-
-
-def completed(state: CohortState, now: datetime) -> ce.CohortCompleted:
-    return ce.CohortCompleted(completed_at=now, pairings=state.launched,
-                              completed=state.completed, exited=state.exited)

@@ -8,11 +8,31 @@ People appear by ``employee_id`` only.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, ClassVar, Literal
+from enum import StrEnum
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.events import DomainEvent
+from domain.events import DomainEvent, ExitInitiator, ExitReason
+from domain.people import Role
+from domain.program import Approval
+
+# The enums below are string enums: stored events keep the plain strings they always had.
+
+
+class MatchRunKind(StrEnum):
+    INITIAL = "initial"
+    REMATCH = "rematch"
+
+
+class AdjustmentAction(StrEnum):
+    DROP = "drop"
+    SWAP = "swap"
+
+
+class PairingEndOutcome(StrEnum):
+    COMPLETED = "completed"
+    EXITED = "exited"
 
 
 class ProposedPair(BaseModel):
@@ -41,7 +61,7 @@ class CohortStarted(DomainEvent):
     ends_at: datetime | None
     rematch_until: datetime | None
     cool_off_days: int
-    approval: Literal["auto", "manual"]
+    approval: Approval
     people_digest: str
     mentors: int
     mentees: int
@@ -57,7 +77,7 @@ class MatchRunRecorded(DomainEvent):
     event_type: ClassVar[str] = "MatchRunRecorded"
 
     run_id: str
-    kind: Literal["initial", "rematch"]
+    kind: MatchRunKind
     input_digest: str
     algorithm_version: str
     policy: dict[str, Any]
@@ -82,7 +102,7 @@ class ProposalAdjusted(DomainEvent):
 
     event_type: ClassVar[str] = "ProposalAdjusted"
 
-    action: Literal["drop", "swap"]
+    action: AdjustmentAction
     pairs_before: tuple[ProposedPair, ...]
     pairs_after: tuple[ProposedPair, ...]
     adjusted_by: str
@@ -111,9 +131,9 @@ class PairingEnded(DomainEvent):
     event_type: ClassVar[str] = "PairingEnded"
 
     pairing_id: str
-    outcome: Literal["completed", "exited"]
-    initiated_by: str | None = None
-    reason: str | None = None
+    outcome: PairingEndOutcome
+    initiated_by: ExitInitiator | None = None
+    reason: ExitReason | None = None
     phase_at_exit: str | None = None
     leaving_employee_id: str | None = None
     ended_at: datetime
@@ -127,7 +147,7 @@ class ParticipantWaiting(DomainEvent):
     event_type: ClassVar[str] = "ParticipantWaiting"
 
     employee_id: str
-    role: Literal["mentor", "mentee"]
+    role: Role
     after_pairing: str
     available_at: datetime
 

@@ -67,3 +67,47 @@ class WindowNotOpen(NotAllowedNow):
 
 class AlreadySubmitted(NotAllowedNow):
     code = "already_submitted"
+
+
+# --- the cohort --------------------------------------------------------------------------------
+
+
+class NotACohortMember(InvalidCommand):
+    """The person named is not on the cohort's roster."""
+
+    code = "not_a_cohort_member"
+
+
+class NotAProposedPair(InvalidCommand):
+    """A drop or swap names a (mentor, mentee) pair the proposal does not hold (or names it
+    twice)."""
+
+    code = "not_a_proposed_pair"
+
+
+class PairBreaksHardConstraint(InvalidCommand):
+    """A swap would create a pair the matcher's hard constraints rule out."""
+
+    code = "pair_breaks_hard_constraint"
+
+
+class CohortAlreadyStarted(NotAllowedNow):
+    code = "cohort_already_started"
+
+
+class NothingAwaitsApproval(NotAllowedNow):
+    """Approval is only possible while a proposal waits for it."""
+
+    code = "nothing_awaits_approval"
+
+
+class CohortNotRunning(NotAllowedNow):
+    """Launching or ending pairings needs an approved, not yet completed cohort."""
+
+    code = "cohort_not_running"
+
+
+class AlreadyLeft(NotAllowedNow):
+    """The person's departure is already recorded."""
+
+    code = "already_left"

@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict
 from temporalio.client import Client, WorkflowHandle
 
 from adapters.roster import load_profiles, load_program, register_cohort
-from domain.cohort import ApproveProposal, CohortState, ParticipantLeftCommand
+from domain.cohort import CohortState
+from domain.cohort_commands import ApproveProposal, RecordParticipantLeft
 from domain.ids import cohort_workflow_id
 from domain.people import Person, Role
 from domain.program import ProgramSpec
@@ -84,8 +85,8 @@ async def participant_left(
 ) -> list[str]:
     return await cohort_handle(client, cohort_id).execute_update(
         CohortWorkflow.participant_left,
-        ParticipantLeftCommand(employee_id=employee_id, left_on=left_on,
-                               recorded_by=recorded_by),
+        RecordParticipantLeft(employee_id=employee_id, left_on=left_on,
+                              recorded_by=recorded_by),
     )
 
 

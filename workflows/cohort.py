@@ -16,7 +16,7 @@ from datetime import timedelta
 from pydantic import BaseModel, ConfigDict
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.cohort import (
@@ -35,16 +35,28 @@ with workflow.unsafe.imports_passed_through():
         StoredEvent,
     )
     from domain import cohort as co
+    from domain import cohort_commands as cc
     from domain import cohort_events as ce
     from domain import errors
     from domain.events import EVENTS_BY_TYPE, DomainEvent
-    from domain.ids import cohort_stream, pairing_id_for
-    from domain.program import ProgramSpec
+    from domain.ids import cohort_stream
+    from domain.people import Role
+    from domain.program import Approval, ProgramSpec
     from workflows.pairing import PairingOutcome
 
 APPEND_TIMEOUT = timedelta(seconds=30)
-APPEND_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30),
-                           non_retryable_error_types=["WrongExpectedVersion", "EventIdConflict"])
+# Refusals a retry cannot fix; the workflow then parks its task (see ``_parked``).
+APPEND_RETRY = RetryPolicy(
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=[
+        "WrongExpectedVersion",
+        "EventIdConflict",
+        "InvalidAppend",
+        "InvalidEventPayload",
+        "PayloadTooLarge",
+        "UnknownEventType",
+    ],
+)
 # Matching 10,000 people takes seconds; the bound leaves room for a busy machine.
 MATCHING_TIMEOUT = timedelta(minutes=10)
 SLOW_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
@@ -82,8 +94,9 @@ class CohortResult(BaseModel):
     rematched: int
 
 
-def _refuse(exc: errors.DomainError) -> ApplicationError:
-    return ApplicationError(str(exc), type=exc.code, non_retryable=True)
+def _refusal(exc: errors.DomainError) -> ApplicationError:
+    return ApplicationError(str(exc), {"code": exc.code, "field": exc.field},
+                            type=exc.code, non_retryable=True)
 
 
 @workflow.defn(name="CohortWorkflow")
@@ -92,10 +105,9 @@ class CohortWorkflow:
     def __init__(self, inp: CohortInput) -> None:
         self._input = inp
         self._state = inp.carried_state or co.CohortState()
+        self._roster = frozenset(inp.members)
         self._lock = asyncio.Lock()
         self._ended: list[PairingOutcome] = []
-        self._left: list[co.ParticipantLeftCommand] = []
-        self._approval: co.ApproveProposal | None = None
         self._wake = False
 
     @workflow.query
@@ -110,45 +122,31 @@ class CohortWorkflow:
         self._wake = True
 
     @workflow.update
-    async def approve(self, cmd: co.ApproveProposal) -> int:
+    async def approve(self, cmd: cc.ApproveProposal) -> int:
         async with self._lock:
-            rescored: dict[tuple[str, str], float] = {}
-            created = co.swap_pairs(self._state, cmd)
-            if created:
-                scores = await workflow.execute_activity_method(
-                    CohortActivities.score_pairs,
-                    ScorePairsInput(cohort_id=self._state.cohort_id,
-                                    run_id=self._state.proposal_run_id or "",
-                                    pairs=created, today=workflow.now()),
-                    start_to_close_timeout=MATCHING_TIMEOUT, retry_policy=SLOW_RETRY,
-                )
-                rescored = {tuple(k.split("|", 1)): v for k, v in scores.items()}  # type: ignore[misc]
+            created = co.pairs_to_score(self._state, cmd)
+            scores = await self._score(created) if created else ()
             try:
-                events = co.approve(self._state, cmd, rescored)
+                events = co.decide(self._state, cmd.model_copy(update={"swap_scores": scores}),
+                                   workflow.now())
             except errors.DomainError as exc:
-                raise _refuse(exc) from exc
+                # The validator passed but the state moved on, or the matcher refused a swap.
+                raise _refusal(exc) from exc
             await self._record(events, cmd.approved_by)
         self._wake = True
         return len(self._state.pending_launch)
 
     @approve.validator
-    def _validate_approve(self, cmd: co.ApproveProposal) -> None:
-        if self._state.phase is not co.CohortPhase.AWAITING_APPROVAL:
-            raise _refuse(errors.NotAllowedNow(
-                f"nothing awaits approval (cohort is {self._state.phase.value})"))
-        proposed = {(p.mentor, p.mentee) for p in self._state.proposal}
-        for pair in (*cmd.drop, *(p for s in cmd.swap for p in s)):
-            if tuple(pair) not in proposed:
-                raise _refuse(errors.InvalidCommand(
-                    f"{pair[0]}-{pair[1]} is not a proposed pair"))
+    def _validate_approve(self, cmd: cc.ApproveProposal) -> None:
+        self._validate(co.assuming_swaps_allowed(self._state, cmd))
 
     @workflow.update
-    async def participant_left(self, cmd: co.ParticipantLeftCommand) -> list[str]:
+    async def participant_left(self, cmd: cc.RecordParticipantLeft) -> list[str]:
         async with self._lock:
             try:
-                events = co.participant_left(self._state, cmd, list(self._input.members))
+                events = co.decide(self._state, self._with_roster(cmd), workflow.now())
             except errors.DomainError as exc:
-                raise _refuse(exc) from exc
+                raise _refusal(exc) from exc
             await self._record(events, f"ops:{cmd.recorded_by}")
             pairings = self._state.active_pairings_of(cmd.employee_id)
         for pairing_id in pairings:
@@ -162,11 +160,41 @@ class CohortWorkflow:
         return pairings
 
     @participant_left.validator
-    def _validate_left(self, cmd: co.ParticipantLeftCommand) -> None:
+    def _validate_left(self, cmd: cc.RecordParticipantLeft) -> None:
+        self._validate(self._with_roster(cmd))
+
+    def _with_roster(self, cmd: cc.RecordParticipantLeft) -> cc.RecordParticipantLeft:
+        return cmd.model_copy(update={"roster": self._roster})
+
+    def _validate(self, cmd: cc.CohortCommand) -> None:
+        """What the handler will decide, on the state as it is now: a refused command is
+        rejected before it reaches history."""
         try:
-            co.participant_left(self._state, cmd, list(self._input.members))
+            co.decide(self._state, cmd, workflow.now())
         except errors.DomainError as exc:
-            raise _refuse(exc) from exc
+            raise _refusal(exc) from exc
+
+    async def _score(self, pairs: list[cc.PairKey]) -> tuple[ce.ProposedPair, ...]:
+        """The matcher's scores for the pairs a swap creates (only those it allows)."""
+        inp = ScorePairsInput(cohort_id=self._state.cohort_id,
+                              run_id=self._state.proposal_run_id or "", pairs=pairs,
+                              today=workflow.now())
+        # Cohorts that asked the untyped ``score_pairs`` before this change replay it.
+        if workflow.patched("cohort-typed-swap-scores"):
+            scored = await workflow.execute_activity_method(
+                CohortActivities.score_swaps, inp,
+                start_to_close_timeout=MATCHING_TIMEOUT, retry_policy=SLOW_RETRY,
+            )
+            return tuple(scored)
+        legacy = await workflow.execute_activity_method(
+            CohortActivities.score_pairs, inp,
+            start_to_close_timeout=MATCHING_TIMEOUT, retry_policy=SLOW_RETRY,
+        )
+        scored_legacy = []
+        for key, score in legacy.items():
+            mentor, mentee = key.split("|", 1)
+            scored_legacy.append(ce.ProposedPair(mentor=mentor, mentee=mentee, score=score))
+        return tuple(scored_legacy)
 
     # --- the run -----------------------------------------------------------------------------
 
@@ -197,46 +225,41 @@ class CohortWorkflow:
 
     async def _start(self, inp: CohortInput) -> None:
         async with self._lock:
-            started = co.cohort_started(inp.cohort_id, inp.program, inp.people_digest,
-                                        inp.mentors, inp.mentees, workflow.now())
-            await self._record([started], f"ops:{inp.started_by}")
+            await self._decide_and_record(cc.StartCohort(
+                cohort_id=inp.cohort_id, program=inp.program, people_digest=inp.people_digest,
+                mentors=inp.mentors, mentees=inp.mentees), f"ops:{inp.started_by}")
             proposal = await workflow.execute_activity_method(
                 CohortActivities.run_matching, self._position(),
                 start_to_close_timeout=MATCHING_TIMEOUT, retry_policy=SLOW_RETRY,
             )
             await self._refresh(proposal.last_version)
-            if inp.program.approval.value == "auto":
-                events = co.approve(self._state, co.ApproveProposal(approved_by="system:auto"))
-                await self._record(events, "system:sebaya")
+            if inp.program.approval is Approval.AUTO:
+                await self._decide_and_record(cc.ApproveProposal(approved_by="system:auto"),
+                                              "system:sebaya")
 
     async def _step(self, inp: CohortInput) -> None:
         async with self._lock:
             now = workflow.now()
             events: list[DomainEvent] = []
             while self._ended:
-                outcome = self._ended.pop(0)
-                events += co.pairing_ended(co.fold(events, self._state), _ended_event(outcome),
-                                           now)
-            if events:
-                await self._record(events, "system:sebaya")
+                ended = _ended_command(self._ended.pop(0))
+                events += co.decide(co.fold(events, self._state), ended, now)
+            await self._record(events, "system:sebaya")
             if self._state.phase in (co.CohortPhase.SCHEDULED, co.CohortPhase.RUNNING) and (
                 self._state.starts_at is not None and now >= self._state.starts_at
             ):
                 await self._launch_pending(inp)
             for employee_id in co.due_for_rematch(self._state, now):
                 await self._rematch(inp, employee_id)
-            expired = co.expired_waiting(self._state, now)
-            if expired:
-                await self._record(expired, "system:sebaya")
-            if co.is_finished(self._state):
-                await self._record([co.completed(self._state, now)], "system:sebaya")
+            await self._decide_and_record(cc.CloseRematchWindow(), "system:sebaya")
+            await self._decide_and_record(cc.CompleteCohort(), "system:sebaya")
 
     async def _launch_pending(self, inp: CohortInput) -> None:
         while self._state.pending_launch:
             batch = list(self._state.pending_launch[:LAUNCH_BATCH])
             await self._launch(inp, batch)
 
-    async def _launch(self, inp: CohortInput, specs: list[co.LaunchSpec]) -> None:
+    async def _launch(self, inp: CohortInput, specs: list[cc.LaunchSpec]) -> None:
         assert self._state.starts_at is not None
         await workflow.execute_activity_method(
             CohortActivities.launch_pairings,
@@ -247,20 +270,17 @@ class CohortWorkflow:
             start_to_close_timeout=MATCHING_TIMEOUT,
             heartbeat_timeout=timedelta(minutes=1), retry_policy=SLOW_RETRY,
         )
-        starts_at = max(self._state.starts_at, workflow.now())
-        launched: list[DomainEvent] = [
-            ce.PairingLaunched(pairing_id=s.pairing_id, mentor_id=s.mentor_id,
-                               mentee_id=s.mentee_id, score=s.score, starts_at=starts_at,
-                               rematch_of=s.rematch_of)
-            for s in specs
-        ]
-        await self._record(launched, "system:sebaya")
+        await self._decide_and_record(cc.RecordPairingsLaunched(
+            specs=tuple(specs), starts_at=max(self._state.starts_at, workflow.now())),
+            "system:sebaya")
 
     async def _rematch(self, inp: CohortInput, employee_id: str) -> None:
         s = self._state
         waiting = s.waiting[employee_id]
-        mentee = employee_id if waiting.role == "mentee" else None
-        attempt = (s.attempts.get(mentee, 0) + 1) if mentee else s.match_runs + 1
+        # A waiting mentee's run is numbered by their next pairing; a mentor's by the cohort's
+        # match runs (a mentor may be rematched with any mentee).
+        attempt = (s.next_attempt(employee_id) if waiting.role is Role.MENTEE
+                   else s.match_runs + 1)
         outcome = await workflow.execute_activity_method(
             CohortActivities.find_rematch,
             RematchInput(at=self._position(), employee_id=employee_id, role=waiting.role,
@@ -271,17 +291,12 @@ class CohortWorkflow:
         )
         await self._refresh(outcome.last_version)
         if outcome.partner is None:
-            await self._record([ce.RematchNotPossible(
-                employee_id=employee_id, reason=outcome.reason or "no eligible partner")],
+            await self._decide_and_record(cc.RecordRematchNotPossible(
+                employee_id=employee_id, reason=outcome.reason or "no eligible partner"),
                 "system:sebaya")
             return
-        mentor, mentee_id = ((outcome.partner, employee_id) if waiting.role == "mentee"
-                             else (employee_id, outcome.partner))
-        pairing_id = pairing_id_for(s.cohort_id, mentor, mentee_id,
-                                    self._state.attempts.get(mentee_id, 0) + 1)
-        await self._launch(inp, [co.LaunchSpec(
-            pairing_id=pairing_id, mentor_id=mentor, mentee_id=mentee_id, score=outcome.score,
-            run_id=outcome.run_id, rematch_of=waiting.after_pairing)])
+        await self._launch(inp, [co.rematch_spec(self._state, employee_id, outcome.partner,
+                                                 outcome.score, outcome.run_id)])
 
     # --- recording ---------------------------------------------------------------------------
 
@@ -296,13 +311,21 @@ class CohortWorkflow:
         """Fold what an activity appended on our behalf (the match runs)."""
         if last_version <= self._state.version:
             return
-        stored = await workflow.execute_local_activity_method(
-            StoreActivities.read_events,
-            ReadEventsInput(stream_id=cohort_stream(self._input.cohort_id),
-                            after_version=self._state.version),
-            start_to_close_timeout=APPEND_TIMEOUT, retry_policy=APPEND_RETRY,
-        )
+        stream = cohort_stream(self._input.cohort_id)
+        try:
+            stored = await workflow.execute_local_activity_method(
+                StoreActivities.read_events,
+                ReadEventsInput(stream_id=stream, after_version=self._state.version),
+                start_to_close_timeout=APPEND_TIMEOUT, retry_policy=APPEND_RETRY,
+            )
+        except (ActivityError, ApplicationError) as exc:
+            raise self._parked(f"could not read {stream}", exc) from exc
         self._state = co.fold(_decode(stored), self._state)
+
+    async def _decide_and_record(self, command: cc.CohortCommand, actor: str) -> None:
+        """For the workflow's own commands: a refusal here is a bug in the workflow, and
+        fails the workflow task like any other."""
+        await self._record(co.decide(self._state, command, workflow.now()), actor)
 
     async def _record(self, events: list[DomainEvent], actor: str) -> None:
         if not events:
@@ -312,14 +335,29 @@ class CohortWorkflow:
         new = envelopes(stream, self._state.version, events, [actor] * len(events),
                         occurred_at=workflow.now(), workflow_id=info.workflow_id,
                         run_id=info.run_id, correlation_id=self._input.cohort_id)
-        appended = await workflow.execute_local_activity_method(
-            StoreActivities.append_events,
-            AppendEventsInput(stream_id=stream, expected_version=self._state.version,
-                              events=new),
-            start_to_close_timeout=APPEND_TIMEOUT, retry_policy=APPEND_RETRY,
-        )
+        try:
+            appended = await workflow.execute_local_activity_method(
+                StoreActivities.append_events,
+                AppendEventsInput(stream_id=stream, expected_version=self._state.version,
+                                  events=new),
+                start_to_close_timeout=APPEND_TIMEOUT, retry_policy=APPEND_RETRY,
+            )
+        except (ActivityError, ApplicationError) as exc:
+            raise self._parked(
+                f"could not append {len(events)} event(s) to {stream} at version "
+                f"{self._state.version}", exc) from exc
         # As for pairings: fold what the store holds, which history records.
         self._state = co.fold(_decode(appended.stored), self._state)
+
+    def _parked(self, what: str, exc: BaseException) -> RuntimeError:
+        """The stream and the workflow disagree: never guess. A non-``ApplicationError``
+        fails the workflow *task*, not the cohort: the workflow stays Running, retries the
+        task (a local activity is not recorded until it succeeds, so each retry appends
+        afresh) and shows the failure in its history until someone repairs the stream.
+        (A local activity's failure can arrive unwrapped, as the ApplicationError itself.)"""
+        message = f"cohort {self._input.cohort_id}: {what}: {exc}"
+        workflow.logger.error(message)
+        return RuntimeError(message)
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
@@ -336,13 +374,14 @@ def _decode(stored: list[StoredEvent]) -> list[DomainEvent]:
     return [by_type[r.type].model_validate(r.payload) for r in stored]
 
 
-def _ended_event(outcome: PairingOutcome) -> ce.PairingEnded:
+def _ended_command(outcome: PairingOutcome) -> cc.RecordPairingEnded:
     exit_ = outcome.exit
-    return ce.PairingEnded(
+    return cc.RecordPairingEnded(
         pairing_id=outcome.pairing_id,
-        outcome="exited" if exit_ is not None else "completed",
-        initiated_by=exit_.initiated_by.value if exit_ else None,
-        reason=exit_.reason.value if exit_ else None,
+        outcome=ce.PairingEndOutcome.EXITED if exit_ is not None
+        else ce.PairingEndOutcome.COMPLETED,
+        initiated_by=exit_.initiated_by if exit_ else None,
+        reason=exit_.reason if exit_ else None,
         phase_at_exit=exit_.phase_at_exit if exit_ else None,
         leaving_employee_id=exit_.leaving_employee_id if exit_ else None,
         ended_at=outcome.ended_at,

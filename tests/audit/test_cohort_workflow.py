@@ -15,6 +15,7 @@ import pytest
 
 from adapters.roster import register_cohort
 from audit.bundle import export_bundle, verify_bundle
+from audit.determinism import check_determinism
 from audit.history import pairing_history
 from audit.replay import replay_pairing
 from audit.verify import verify
@@ -29,6 +30,7 @@ from intake import load_program
 from projections import Projector
 from projections.queries import cohort_status
 from tests.projections.views import past_horizon
+from tests.workflows.altered import DelayedMatchingCohortWorkflow
 from tests.workflows.harness import advance_to, running_worker, started_state, store_for
 from workflows.cohort import CohortInput, CohortWorkflow
 from workflows.pairing import PairingWorkflow
@@ -89,6 +91,21 @@ async def test_audit_trail_of_a_real_cohort(
             await h.execute_update(PairingWorkflow.request_exit, c.RequestExit(
                 actor=c.Actor.ops("ops-ani"), reason=e.ExitReason.INACTIVITY))
         await handle.result()
+
+    # Would a deploy break this cohort? By default the check replays the cohort's own
+    # workflow and its pairings (visibility is eventually consistent: wait for all three).
+    for _ in range(100):
+        replayed = await check_determinism(env.client, cohort_id=cohort_id)
+        if replayed.checked == 3:
+            break
+        await asyncio.sleep(0.1)  # real-time poll of the visibility store
+    assert replayed.ok and replayed.checked == 3, replayed.failures
+    assert {v.workflow_id for v in replayed.verdicts} == {
+        cohort_workflow_id(cohort_id), *(pairing_workflow_id(p) for p in pairing_ids)}
+    changed = await check_determinism(
+        env.client, cohort_id=cohort_id, types=("CohortWorkflow",),
+        workflows=[DelayedMatchingCohortWorkflow])
+    assert changed.checked == 1 and changed.verdicts[0].nondeterministic
 
     # Has anyone altered the record? The cohort's stream and both pairings verify.
     checked = await verify(store, cohort=cohort_id)

@@ -24,6 +24,7 @@ from tests.audit.changed_workflow import SlowStartPairingWorkflow
 from tests.audit.cli import output_json, sebaya
 from tests.audit.live import first_weeks, start
 from tests.projections.views import past_horizon
+from tests.workflows.altered import DelayedMatchingCohortWorkflow
 from tests.workflows.harness import running_worker, store_for
 from workflows.pairing import PairingWorkflow
 
@@ -131,6 +132,8 @@ async def test_committed_histories_replay_and_a_changed_workflow_does_not() -> N
     histories = [WorkflowHistory.from_json(p.stem, p.read_text()) for p in HISTORIES]
     current = await replay_histories(histories)
     assert current.ok and current.checked == len(histories)
-    changed = await replay_histories(histories, workflows=[SlowStartPairingWorkflow])
+    changed = await replay_histories(
+        histories, workflows=[SlowStartPairingWorkflow, DelayedMatchingCohortWorkflow])
     assert changed.checked == len(histories)
     assert all(not v.ok and v.nondeterministic for v in changed.verdicts)
+    assert any(v.workflow_id.startswith("cohort_") for v in changed.verdicts)

@@ -12,11 +12,13 @@ from typing import Any
 import asyncpg
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 
 from adapters.roster import register_cohort
 from domain import commands as c
 from domain import events as e
-from domain.cohort import ApproveProposal, CohortPhase, CohortState, ParticipantLeftCommand
+from domain.cohort import CohortPhase, CohortState
+from domain.cohort_commands import ApproveProposal, RecordParticipantLeft
 from domain.ids import cohort_stream, cohort_workflow_id, pairing_workflow_id
 from domain.people import Person, Role
 from domain.program import Approval, ProgramSpec
@@ -53,6 +55,12 @@ async def wait_for(handle: WorkflowHandle[CohortWorkflow, Any], check: Any,
             return state
         await asyncio.sleep(0.05)  # real-time poll for worker progress, not a workflow timer
     raise AssertionError(f"cohort never reached: {what}; last {state.phase} {state}")
+
+
+def refusal_code(exc: WorkflowUpdateFailedError) -> str:
+    """The domain error's stable code, which the workflow sends as the failure's type."""
+    assert isinstance(exc.cause, ApplicationError), exc.cause
+    return exc.cause.type or ""
 
 
 def person(eid: str, role: Role, level: int, dept: str, hired: date) -> Person:
@@ -114,7 +122,7 @@ async def test_cohort_matches_launches_rematches_and_records_a_departure(
         await advance_to(env, second, state.starts_at + timedelta(days=8))
         leaver = (await started_state(second)).mentee_id
         ended = await handle.execute_update(CohortWorkflow.participant_left,
-                                            ParticipantLeftCommand(
+                                            RecordParticipantLeft(
                                                 employee_id=leaver, left_on=date(2027, 1, 19),
                                                 recorded_by="hr-import"))
         assert ended == [pairings[1]]
@@ -122,9 +130,14 @@ async def test_cohort_matches_launches_rematches_and_records_a_departure(
         assert outcome.exit is not None and outcome.exit.reason is e.ExitReason.LEFT_COMPANY
         state = await wait_for(handle, lambda s: pairings[1] not in s.active, "departure")
         assert leaver in state.left
-        with pytest.raises(WorkflowUpdateFailedError):
-            await handle.execute_update(CohortWorkflow.participant_left, ParticipantLeftCommand(
+        with pytest.raises(WorkflowUpdateFailedError) as again_left:
+            await handle.execute_update(CohortWorkflow.participant_left, RecordParticipantLeft(
                 employee_id=leaver, left_on=date(2027, 1, 20), recorded_by="hr-import"))
+        assert refusal_code(again_left.value) == "already_left"
+        with pytest.raises(WorkflowUpdateFailedError) as stranger:
+            await handle.execute_update(CohortWorkflow.participant_left, RecordParticipantLeft(
+                employee_id="X999", left_on=date(2027, 1, 20), recorded_by="hr-import"))
+        assert refusal_code(stranger.value) == "not_a_cohort_member"
 
     types = [r.type for r in await store.read_stream(cohort_stream(state.cohort_id))]
     assert types[:3] == ["CohortStarted", "MatchRunRecorded", "ProposalApproved"]
@@ -152,6 +165,7 @@ async def test_manual_approval_drop_and_swap_then_completion(
             await handle.execute_update(CohortWorkflow.approve, ApproveProposal(
                 approved_by="ops-ani", drop=(("M9", "E9"),)))
         assert "not a proposed pair" in str(refused.value.cause)
+        assert refusal_code(refused.value) == "not_a_proposed_pair"
         await handle.execute_update(CohortWorkflow.approve, ApproveProposal(
             approved_by="ops-ani", swap=((pairs[0], pairs[1]),)))
         state = await handle.query(CohortWorkflow.state)
@@ -191,3 +205,34 @@ async def test_manual_approval_drop_and_swap_then_completion(
         assert missing.exit_code == 1 and "no cohort" in missing.output
     finally:
         get_settings.cache_clear()
+
+
+async def test_a_swap_the_matcher_refuses_is_refused_and_nothing_is_recorded(
+    temporal_env, db_pool: asyncpg.Pool, task_queue: str
+) -> None:
+    program = load_program(EXAMPLES / "program.yaml").model_copy(
+        update={"approval": Approval.MANUAL})
+    # Levels allow only M2-E1 and M1-E2 (mentor at most 2 levels above, never below).
+    people = [person("M1", Role.MENTOR, 4, "Engineering", date(2018, 1, 1)),
+              person("M2", Role.MENTOR, 2, "Finance", date(2019, 1, 1)),
+              person("E1", Role.MENTEE, 1, "Sales", date(2026, 10, 1)),
+              person("E2", Role.MENTEE, 3, "HR", date(2026, 9, 1))]
+    env = temporal_env
+    async with running_worker(env.client, db_pool, task_queue):
+        handle = await start_cohort(env.client, db_pool, task_queue, program, people)
+        state = await wait_for(handle, lambda s: s.phase is CohortPhase.AWAITING_APPROVAL,
+                               "proposal")
+        assert sorted((p.mentor, p.mentee) for p in state.proposal) == [("M1", "E2"),
+                                                                         ("M2", "E1")]
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(CohortWorkflow.approve, ApproveProposal(
+                approved_by="ops-ani", swap=((("M1", "E2"), ("M2", "E1")),)))
+        assert refusal_code(refused.value) == "pair_breaks_hard_constraint"
+        assert "cannot mentor" in str(refused.value.cause)
+        after = await handle.query(CohortWorkflow.state)
+        assert after.phase is CohortPhase.AWAITING_APPROVAL and after.version == state.version
+        assert await handle.execute_update(CohortWorkflow.approve, ApproveProposal(
+            approved_by="ops-ani")) == 2
+        await handle.terminate("test over")
+    types = [r.type for r in await store_for(db_pool).read_stream(cohort_stream(state.cohort_id))]
+    assert "ProposalAdjusted" not in types and types[-1] == "ProposalApproved"

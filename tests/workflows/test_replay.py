@@ -1,8 +1,10 @@
 """Committed histories must replay on the current workflow code.
 
 ``tests/histories/*.json`` were recorded from real runs (SEBAYA_RECORD_HISTORIES=1 pytest
-tests/workflows). A change to PairingWorkflow that would alter the commands of a running
-pairing makes this test fail; such a change belongs behind ``workflow.patched()``.
+tests/workflows): pairings, and cohorts (``cohort_*``, from tests/workflows/
+test_cohort_histories.py; ``cohort_v1_*`` predate the cohort's decide/validator pattern). A
+change to PairingWorkflow or CohortWorkflow that would alter the commands of a running
+workflow makes this test fail; such a change belongs behind ``workflow.patched()``.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
-from tests.workflows.altered import ReorderedPairingWorkflow
+from tests.workflows.altered import DelayedMatchingCohortWorkflow, ReorderedPairingWorkflow
 from workflows import ALL_WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).resolve().parents[1] / "histories").glob("*.json"))
+COHORT_HISTORIES = [p for p in HISTORIES if p.stem.startswith("cohort_")]
+PAIRING_HISTORIES = [p for p in HISTORIES if not p.stem.startswith("cohort_")]
 
 
 def _load(path: Path) -> WorkflowHistory:
@@ -26,13 +30,25 @@ def _load(path: Path) -> WorkflowHistory:
 
 
 def test_histories_are_committed() -> None:
-    names = {p.stem for p in HISTORIES}
+    names = {p.stem for p in PAIRING_HISTORIES}
     assert "six_month_weekly_completed" in names
     assert len(names) >= 5, names
+    scenarios = ("auto_approve_completed", "manual_drop_swap", "exit_rematch",
+                 "participant_left")
+    cohorts = {p.stem for p in COHORT_HISTORIES}
+    for generation in ("v1", "v2"):
+        assert {f"cohort_{generation}_{s}" for s in scenarios} <= cohorts, cohorts
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+@pytest.mark.parametrize("path", PAIRING_HISTORIES, ids=[p.stem for p in PAIRING_HISTORIES])
 async def test_committed_history_replays(path: Path) -> None:
+    replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(_load(path), raise_on_replay_failure=True)
+    assert result.replay_failure is None
+
+
+@pytest.mark.parametrize("path", COHORT_HISTORIES, ids=[p.stem for p in COHORT_HISTORIES])
+async def test_committed_cohort_history_replays(path: Path) -> None:
     replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(_load(path), raise_on_replay_failure=True)
     assert result.replay_failure is None
@@ -44,3 +60,11 @@ async def test_an_altered_workflow_fails_with_nondeterminism() -> None:
     history = _load(next(p for p in HISTORIES if p.stem == "six_month_weekly_completed"))
     with pytest.raises(NondeterminismError):
         await replayer.replay_workflow(history)
+
+
+@pytest.mark.parametrize("path", COHORT_HISTORIES, ids=[p.stem for p in COHORT_HISTORIES])
+async def test_an_altered_cohort_workflow_fails_with_nondeterminism(path: Path) -> None:
+    replayer = Replayer(workflows=[DelayedMatchingCohortWorkflow],
+                        data_converter=pydantic_data_converter)
+    with pytest.raises(NondeterminismError):
+        await replayer.replay_workflow(_load(path))
