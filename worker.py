@@ -11,6 +11,7 @@ SIGTERM or SIGINT starts a graceful shutdown: polling stops, running activities 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import signal
 import sys
@@ -32,7 +33,14 @@ from temporalio.worker import (
 )
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from sebaya.codec import PayloadKeyError
 from sebaya.logging import configure_logging, get_logger
+from sebaya.metrics import (
+    MetricsConfigError,
+    UpdateRefusalMetrics,
+    metrics_runtime,
+    run_store_gauges,
+)
 from sebaya.runtime import (
     Services,
     ServicesNotConfigured,
@@ -136,7 +144,7 @@ def build_worker(
         workflows=list(workflows),
         activities=list(activities),
         activity_executor=activity_executor,
-        interceptors=[ActivityContextInterceptor()],
+        interceptors=[ActivityContextInterceptor(), UpdateRefusalMetrics()],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
 
@@ -235,15 +243,30 @@ async def serve(
     )
     stop = asyncio.Event()
     _install_signal_handlers(stop)
+    # Before connecting: the client's runtime carries the Prometheus exporter.
+    runtime = metrics_runtime(settings.metrics_address) if settings.metrics_address else None
 
-    client = await _retry("temporal", lambda: connect_temporal(services), CONNECT_TIMEOUT)
+    client = await _retry(
+        "temporal",
+        lambda: connect_temporal(services, settings=settings, runtime=runtime),
+        CONNECT_TIMEOUT,
+    )
     pool = await _retry("postgres", lambda: connect_pool(services), CONNECT_TIMEOUT)
+    gauges = (
+        asyncio.create_task(run_store_gauges(pool, stop), name="store-gauges")
+        if runtime is not None else None
+    )
     try:
-        log.info("worker starting", temporal=services.temporal_address)
+        log.info("worker starting", temporal=services.temporal_address,
+                 metrics=settings.metrics_address)
         await run_worker(
             client, pool, settings, workflows=workflows, activities=activities, stop=stop
         )
     finally:
+        if gauges is not None:
+            gauges.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await gauges
         await pool.close()
 
 
@@ -253,6 +276,9 @@ def main() -> None:
     except ServicesNotConfigured as exc:
         # A configuration problem, not a crash: say what to do, without a traceback.
         log.error("no services to connect to", reason=str(exc))
+        sys.exit(2)
+    except (MetricsConfigError, PayloadKeyError) as exc:
+        log.error("invalid configuration", reason=str(exc))
         sys.exit(2)
 
 
