@@ -73,6 +73,7 @@ async def test_no_name_or_email_reaches_any_workflow_history(
         cohort = await start_cohort(env.client, db_pool, task_queue, program, people)
         state = await wait_for(cohort, lambda s: s.phase is CohortPhase.SCHEDULED, "matched")
         proposed = len(state.pending_launch)
+        assert state.starts_at is not None
         await advance_to(env, cohort, state.starts_at + timedelta(minutes=1))
         state = await wait_for(cohort, lambda s: s.launched == proposed, "launched")
         assert state.starts_at is not None
