@@ -278,6 +278,7 @@ def verify(
     """Check hash chains, versions, heads and global order; exit 1 naming each break."""
     from audit.anchor import AnchorError, check_against_anchor, load_anchor
     from audit.verify import verify as verify_record
+    from domain.ids import cohort_stream, pairing_stream
 
     chosen = sum((stream is not None, cohort is not None, all_streams))
     if chosen > 1 or (chosen == 0 and against is None):
@@ -295,9 +296,15 @@ def verify(
             check = None
             if anchor is not None:
                 document, digest, name = anchor
-                scope = None if result.scope == "all" else result.streams
+                scope = None if result.scope == "all" else set(result.streams)
+                if cohort is not None and scope is not None:
+                    # Also the cohort's anchored streams that no longer exist at all.
+                    own, prefix = cohort_stream(cohort), pairing_stream(f"{cohort}.")
+                    scope |= {h.stream_id for h in document.streams
+                              if h.stream_id == own or h.stream_id.startswith(prefix)}
                 check = await check_against_anchor(store, document, name, digest,
-                                                   streams=scope)
+                                                   streams=None if scope is None
+                                                   else sorted(scope))
             return result, check
 
     result, check = _run(main)

@@ -119,6 +119,11 @@ async def test_shorter_and_missing_streams_are_named(
     assert result.exit_code == 1
     kinds = {(f["stream_id"], f["kind"]) for f in output_json(result)["findings"]}
     assert kinds == {(shorter, "anchor_stream_shorter"), (gone, "anchor_stream_missing")}
+    # Scoped to the cohort, the vanished stream is still compared with its anchored head.
+    scoped = await sebaya("audit", "verify", "--cohort", "C1", "--against",
+                          str(only_anchor(tmp_path)), "--json")
+    kinds = {(f["stream_id"], f["kind"]) for f in output_json(scoped)["findings"]}
+    assert (gone, "anchor_stream_missing") in kinds and (gone, "stream_missing") in kinds
 
 
 async def test_appends_after_the_anchor_still_extend_it_and_anchors_chain(
