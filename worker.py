@@ -33,7 +33,7 @@ from temporalio.worker import (
 )
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from sebaya.codec import PayloadKeyError
+from sebaya.codec import PayloadKeyError, data_converter
 from sebaya.logging import configure_logging, get_logger
 from sebaya.metrics import (
     MetricsConfigError,
@@ -243,6 +243,8 @@ async def serve(
     )
     stop = asyncio.Event()
     _install_signal_handlers(stop)
+    # Configuration errors first, so they are not retried like an unreachable service.
+    data_converter(settings.payload_keys)
     # Before connecting: the client's runtime carries the Prometheus exporter.
     runtime = metrics_runtime(settings.metrics_address) if settings.metrics_address else None
 

@@ -149,3 +149,26 @@ async def test_the_plain_setup_still_connects(
                      SEBAYA_PAYLOAD_KEYS=f"k1:{key}")
     client = await connect_temporal(resolve_services(keyed, env), settings=keyed)
     assert isinstance(client.data_converter.payload_codec, EncryptionCodec)
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"TEMPORAL_CONFIG_FILE": "/nonexistent/temporal.toml"}, "TEMPORAL_CONFIG_FILE"),
+    ({"SEBAYA_PAYLOAD_KEYS": "k1:short"}, "SEBAYA_PAYLOAD_KEYS entry 1"),
+    ({"SEBAYA_METRICS_ADDRESS": "9464"}, "SEBAYA_METRICS_ADDRESS"),
+], ids=["profile", "keys", "metrics"])
+def test_the_worker_refuses_bad_configuration_at_once(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    import subprocess
+    import sys
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "SEBAYA_"))}
+    # Services that do not exist: the worker must stop before trying to reach them.
+    base.update(SEBAYA_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none",
+                TEMPORAL_ADDRESS="127.0.0.1:1", SEBAYA_STATE_DIR=str(tmp_path),
+                SEBAYA_LOG_FORMAT="json")
+    done = subprocess.run([sys.executable, "-m", "worker"], env={**base, **env},
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
