@@ -11,6 +11,7 @@ SIGTERM or SIGINT starts a graceful shutdown: polling stops, running activities 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import signal
 import sys
@@ -31,7 +32,14 @@ from temporalio.worker import (
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from sebaya.bootstrap import open_infrastructure
+from sebaya.codec import PayloadKeyError, data_converter
 from sebaya.logging import configure_logging, get_logger
+from sebaya.metrics import (
+    MetricsConfigError,
+    UpdateRefusalMetrics,
+    metrics_runtime,
+    run_store_gauges,
+)
 from sebaya.runtime import ServicesNotConfigured
 from sebaya.settings import Settings, get_settings
 
@@ -122,7 +130,7 @@ def build_worker(
         workflows=list(workflows),
         activities=list(activities),
         activity_executor=activity_executor,
-        interceptors=[ActivityContextInterceptor()],
+        interceptors=[ActivityContextInterceptor(), UpdateRefusalMetrics()],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
 
@@ -193,7 +201,13 @@ async def serve(
     configure_logging(settings.log_format, settings.log_level)
     stop = asyncio.Event()
     _install_signal_handlers(stop)
-    async with open_infrastructure(settings, connect_timeout=CONNECT_TIMEOUT) as infra:
+    # Configuration errors first, so they are not retried like an unreachable service.
+    data_converter(settings.payload_keys)
+    # Before connecting: the client's runtime carries the Prometheus exporter.
+    runtime = metrics_runtime(settings.metrics_address) if settings.metrics_address else None
+    async with open_infrastructure(
+        settings, connect_timeout=CONNECT_TIMEOUT, runtime=runtime
+    ) as infra:
         structlog.contextvars.bind_contextvars(
             task_queue=infra.services.task_queue, namespace=infra.services.namespace
         )
@@ -203,8 +217,20 @@ async def serve(
             activities = build_activities(
                 infra.pool, infra.registry, infra.channel, client=infra.temporal
             )
-        log.info("worker starting", temporal=infra.services.temporal_address)
-        await run_worker(infra.temporal, settings, activities, workflows=workflows, stop=stop)
+        gauges = (
+            asyncio.create_task(run_store_gauges(infra.pool, stop), name="store-gauges")
+            if runtime is not None else None
+        )
+        try:
+            log.info("worker starting", temporal=infra.services.temporal_address,
+                     metrics=settings.metrics_address)
+            await run_worker(infra.temporal, settings, activities, workflows=workflows,
+                             stop=stop)
+        finally:
+            if gauges is not None:
+                gauges.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await gauges
 
 
 def main() -> None:
@@ -213,6 +239,9 @@ def main() -> None:
     except ServicesNotConfigured as exc:
         # A configuration problem, not a crash: say what to do, without a traceback.
         log.error("no services to connect to", reason=str(exc))
+        sys.exit(2)
+    except (MetricsConfigError, PayloadKeyError) as exc:
+        log.error("invalid configuration", reason=str(exc))
         sys.exit(2)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,6 +48,7 @@ from eventstore.models import (
     VerifyReport,
 )
 from eventstore.registry import EventRegistry
+from observability.metrics import events_appended
 
 DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024
 #: Upper bound on one append; a batch is one transaction and one statement.
@@ -310,6 +312,10 @@ class EventStore:
                     "lock. Run verify()."
                 ) from exc
             if rows:
+                # Counted once per fresh append (a retry resolved below is not); inside a
+                # caller's transaction that later rolls back this overcounts, which is rare.
+                for event_type, count in Counter(batch.types).items():
+                    events_appended(event_type, count)
                 positions = [Position(r["tx_id"], r["global_position"])
                              for r in sorted(rows, key=lambda r: r["version"])]
                 # Built from database integers: nothing to validate.

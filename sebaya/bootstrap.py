@@ -18,6 +18,7 @@ from typing import TypeVar
 import asyncpg
 from pydantic import BaseModel
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 
 from activities.notify import LogChannel, NotificationChannel
 from domain import catalog
@@ -81,17 +82,24 @@ async def open_infrastructure(
     pool_min_size: int = 1,
     pool_max_size: int = 10,
     connect_timeout: float = 0.0,
+    runtime: Runtime | None = None,
 ) -> AsyncIterator[Infrastructure]:
     """Connect to the configured services (environment first, then the embedded stack) and
     close everything on exit. Raises ``ServicesNotConfigured`` naming what is missing.
 
     ``connect_timeout``: keep retrying a service that does not accept connections yet for this
     long (the worker under Compose may start before Temporal or Postgres is ready).
+    ``runtime``: the SDK runtime the client runs on (the worker's carries its metrics).
     """
     settings = settings or get_settings()
     services = resolve_services(settings)
-    client = (await _retry("temporal", lambda: connect_temporal(services), connect_timeout)
-              if temporal else None)
+    client = None
+    if temporal:
+        client = await _retry(
+            "temporal",
+            lambda: connect_temporal(services, settings=settings, runtime=runtime),
+            connect_timeout,
+        )
     pool = await _retry(
         "postgres",
         lambda: connect_pool(services, min_size=pool_min_size, max_size=pool_max_size),

@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,6 +30,16 @@ class Settings(BaseSettings):
         default="auto", validation_alias="SEBAYA_LOG_FORMAT"
     )
     log_level: str = Field(default="INFO", validation_alias="SEBAYA_LOG_LEVEL")
+    # Where `sebaya audit anchor` writes chain heads; None means <state_dir>/anchors.
+    anchor_dir: Path | None = Field(default=None, validation_alias="SEBAYA_ANCHOR_DIR")
+    # host:port for the worker's Prometheus endpoint; None serves no metrics.
+    metrics_address: str | None = Field(default=None, validation_alias="SEBAYA_METRICS_ADDRESS")
+    # "id:base64key,..." (first = active) for encrypting Temporal payloads; None = plaintext.
+    payload_keys: SecretStr | None = Field(default=None, validation_alias="SEBAYA_PAYLOAD_KEYS")
+
+    @property
+    def anchor_location(self) -> Path:
+        return (self.anchor_dir or self.state_dir / "anchors").expanduser()
 
     @property
     def uses_external_services(self) -> bool:

@@ -7,6 +7,7 @@ Exit codes: 0 the record checks out, 1 a finding (tampering, a difference, nonde
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -77,9 +78,8 @@ def _with_role(dsn: str, role: str | None) -> str:
 @asynccontextmanager
 async def _store(role: str | None = None) -> AsyncIterator[tuple[EventStore, Services]]:
     services = _services()
-    services = Services(database_url=_with_role(services.database_url, role),
-                        temporal_address=services.temporal_address,
-                        namespace=services.namespace, task_queue=services.task_queue)
+    services = dataclasses.replace(services,
+                                   database_url=_with_role(services.database_url, role))
     pool = await connect_pool(services, min_size=1, max_size=4)
     try:
         yield EventStore(pool, build_registry()), services
@@ -268,34 +268,149 @@ def verify(
     cohort: Annotated[str | None, typer.Option(
         "--cohort", help="A cohort: its stream and every pairing stream of it.")] = None,
     all_streams: Annotated[bool, typer.Option("--all", help="Every stream.")] = False,
+    against: Annotated[Path | None, typer.Option(
+        "--against", help="An anchor file (sebaya audit anchor): also report every stream "
+                          "whose history no longer extends its anchored head. Implies --all "
+                          "unless a scope is given.")] = None,
     as_json: JsonOption = False,
     role: RoleOption = None,
 ) -> None:
     """Check hash chains, versions, heads and global order; exit 1 naming each break."""
+    from audit.anchor import AnchorError, check_against_anchor, load_anchor
     from audit.verify import verify as verify_record
+    from domain.ids import cohort_stream, pairing_stream
 
-    if sum((stream is not None, cohort is not None, all_streams)) != 1:
+    chosen = sum((stream is not None, cohort is not None, all_streams))
+    if chosen > 1 or (chosen == 0 and against is None):
         raise typer.BadParameter("give exactly one of --stream, --cohort, --all")
+    anchor = None
+    if against is not None:
+        try:
+            anchor = (*load_anchor(against), against.name)
+        except AnchorError as exc:
+            raise _fail(str(exc)) from None
 
     async def main() -> Any:
         async with _store(role) as (store, _):
-            return await verify_record(store, stream=stream, cohort=cohort)
+            result = await verify_record(store, stream=stream, cohort=cohort)
+            check = None
+            if anchor is not None:
+                document, digest, name = anchor
+                scope = None if result.scope == "all" else set(result.streams)
+                if cohort is not None and scope is not None:
+                    # Also the cohort's anchored streams that no longer exist at all.
+                    own, prefix = cohort_stream(cohort), pairing_stream(f"{cohort}.")
+                    scope |= {h.stream_id for h in document.streams
+                              if h.stream_id == own or h.stream_id.startswith(prefix)}
+                check = await check_against_anchor(store, document, name, digest,
+                                                   streams=None if scope is None
+                                                   else sorted(scope))
+            return result, check
 
-    result = _run(main)
+    result, check = _run(main)
+    findings = result.findings + (check.findings if check else [])
+    broken = sorted({f.stream_id for f in findings if f.stream_id})
+    ok = not findings
     if as_json:
-        typer.echo(json.dumps({**result.model_dump(mode="json"), "ok": result.ok,
-                               "broken_streams": result.broken_streams()}, indent=2))
+        document = {**result.model_dump(mode="json"), "findings": [
+            f.model_dump(mode="json") for f in findings], "ok": ok, "broken_streams": broken}
+        if check is not None:
+            document["anchor"] = check.model_dump(mode="json", exclude={"findings"})
+        typer.echo(json.dumps(document, indent=2))
     else:
         subject = {"stream": f"stream {stream}", "cohort": f"cohort {cohort}",
                    "all": "every stream"}[result.scope]
         typer.echo(f"{subject}: {result.streams_checked} stream(s), {result.events_checked} "
                    f"event(s) checked")
-        for finding in result.findings:
+        if check is not None:
+            typer.echo(f"against anchor {check.anchor} (#{check.sequence}, "
+                       f"{_when(check.created_at)}, sha256 {check.anchor_sha256[:16]}…): "
+                       f"{check.streams_compared} anchored stream(s) compared")
+        for finding in findings:
             typer.echo(f"  BROKEN {finding}")
-        typer.echo("OK: every chain verifies" if result.ok else
-                   f"{len(result.findings)} problem(s) in {len(result.broken_streams())} "
-                   "stream(s)")
-    if not result.ok:
+        if ok:
+            typer.echo("OK: every chain verifies" + (
+                " and extends its anchored head" if check is not None else ""))
+        else:
+            typer.echo(f"{len(findings)} problem(s) in {len(broken)} stream(s)")
+    if not ok:
+        raise typer.Exit(code=1)
+
+
+# --- anchors ---------------------------------------------------------------------------------
+
+AnchorDirOption = Annotated[Path | None, typer.Option(
+    "--dir", help="Anchor location (default SEBAYA_ANCHOR_DIR, else <state_dir>/anchors).")]
+
+
+@app.command("anchor")
+def anchor(
+    directory: AnchorDirOption = None,
+    as_json: JsonOption = False,
+    role: RoleOption = None,
+) -> None:
+    """Write every stream's chain head and their Merkle root outside the database."""
+    from audit.anchor import AnchorError, sink_for, write_anchor
+
+    sink = sink_for(directory or get_settings().anchor_location)
+
+    async def main() -> Any:
+        async with _store(role) as (store, _):
+            return await write_anchor(store, sink)
+
+    try:
+        written = _run(main)
+    except AnchorError as exc:
+        raise _fail(str(exc)) from None
+    except PermissionError as exc:
+        raise _fail(f"cannot write to {sink.describe()}: {exc.strerror}") from None
+    if as_json:
+        typer.echo(json.dumps({**written.model_dump(mode="json"), "ok": written.written},
+                              indent=2))
+    elif written.written:
+        typer.echo(f"anchored {written.stream_count} stream(s) as #{written.sequence} in "
+                   f"{written.location}")
+        typer.echo(f"  merkle root {written.merkle_root}")
+        typer.echo(f"  anchor sha256 {written.sha256}"
+                   + (f" (previous {written.previous.name})" if written.previous else ""))
+    else:
+        typer.echo(f"NOT anchored: the record no longer extends "
+                   f"{written.previous.name if written.previous else 'a verified state'}")
+        for finding in written.findings:
+            typer.echo(f"  BROKEN {finding}")
+    if not written.written:
+        raise typer.Exit(code=1)
+
+
+anchors_app = typer.Typer(no_args_is_help=True, help="The chain of anchors itself.")
+app.add_typer(anchors_app, name="anchors")
+
+
+@anchors_app.command("verify")
+def anchors_verify(
+    directory: AnchorDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check every anchor's Merkle root and the chain of anchors; exit 1 on any finding."""
+    from audit.anchor import AnchorError, sink_for, verify_anchor_chain
+
+    sink = sink_for(directory or get_settings().anchor_location)
+    try:
+        report = verify_anchor_chain(sink)
+    except AnchorError as exc:
+        raise _fail(str(exc)) from None
+    if report.anchors_checked == 0:
+        raise _fail(f"no anchor in {report.location}")
+    if as_json:
+        typer.echo(json.dumps({**report.model_dump(mode="json"), "ok": report.ok}, indent=2))
+    else:
+        typer.echo(f"{report.location}: {report.anchors_checked} anchor(s) checked; latest "
+                   f"{report.latest} sha256 {report.latest_sha256}")
+        for finding in report.findings:
+            typer.echo(f"  BROKEN {finding}")
+        typer.echo("OK: every anchor and link verifies" if report.ok
+                   else f"{len(report.findings)} problem(s)")
+    if not report.ok:
         raise typer.Exit(code=1)
 
 

@@ -1,0 +1,1 @@
+"""Observability primitives every layer may import (it imports nothing of Sebaya)."""
