@@ -15,8 +15,11 @@ import asyncpg
 import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
 
+from activities import build_activities
+from activities.notify import LogChannel
 from domain import commands as c
 from projections import Projector
+from sebaya.bootstrap import build_registry
 from sebaya.metrics import MetricsConfigError, metrics_runtime, refresh_store_gauges
 from sebaya.runtime import Services, connect_temporal
 from sebaya.settings import Settings
@@ -75,7 +78,8 @@ async def test_the_endpoint_serves_sdk_and_sebaya_metrics_after_real_work(
                         namespace=base.namespace, task_queue=task_queue)
     client = await connect_temporal(services, settings=settings, runtime=runtime)
     stop = asyncio.Event()
-    worker = asyncio.create_task(run_worker(client, db_pool, settings, stop=stop))
+    activities = build_activities(db_pool, build_registry(), LogChannel(), client=client)
+    worker = asyncio.create_task(run_worker(client, settings, activities, stop=stop))
     try:
         before = await asyncio.to_thread(scrape, address)
         handle = await start_pairing(client, task_queue)
