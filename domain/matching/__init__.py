@@ -17,6 +17,7 @@ from domain.matching.candidates import CandidateSet, candidates
 from domain.matching.results import (
     ALGORITHM_VERSION,
     CONSTRAINT_LABELS,
+    REMATCH_ALGORITHM_VERSION,
     SCORE_DECIMALS,
     Candidate,
     ComponentScore,
@@ -38,6 +39,7 @@ from domain.matching.solver import (
 __all__ = [
     "ALGORITHM_VERSION",
     "CONSTRAINT_LABELS",
+    "REMATCH_ALGORITHM_VERSION",
     "SCORE_DECIMALS",
     "AssignmentProblem",
     "Candidate",

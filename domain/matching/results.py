@@ -13,6 +13,8 @@ from domain.people import Role
 from domain.program import MatchObjective
 
 ALGORITHM_VERSION = "sebaya-match/1"
+# What a rematch run records (``rematch`` picks one partner, no assignment problem).
+REMATCH_ALGORITHM_VERSION = "sebaya-rematch/1"
 SCORE_DECIMALS = 6
 # Scores are computed in float64 and rounded to integer micro-points: the solver then sees
 # exact integers (sums stay below 2**53), and two pairs whose scores print the same are tied.

@@ -12,7 +12,7 @@ from domain.events import ExitReason
 from eventstore import EventStore
 from projections import Projector
 from projections.queries import cohort_status, pairing_row
-from tests.projections.lifecycles import T0, CohortSim, append_decisions
+from sebaya.samples.lifecycles import T0, CohortSim, append_decisions
 from tests.projections.views import past_horizon
 
 
