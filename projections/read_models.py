@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from domain import events as e
 from domain.cohort_events import COHORT_EVENTS
 from domain.events import PAIRING_EVENTS
-from domain.pairing import PairingState, evolve
+from domain.pairing import PairingState
 from projections.cohort import (
     COHORT_COLUMNS,
     COHORT_JSON_COLUMNS,
@@ -43,6 +43,7 @@ from projections.pairing import (
     mutable_values,
     pairing_constants,
 )
+from projections.pairing_fold import PairingFold
 from projections.runner import ProjectionError
 from projections.source import COHORT, PAIRING, PAIRING_PREFIX, EventDecoder, SourceEvent
 
@@ -53,7 +54,7 @@ _CLOSING = {e.PairingCompleted: "completed_at", e.PairingExited: "exited_at"}
 
 @dataclass(slots=True)
 class _PairingEntry:
-    state: PairingState
+    state: PairingFold
     cross_functional: bool | None
     last_event_at: datetime
     row_staged: bool  # a row exists, or is staged in a batch not yet committed
@@ -326,14 +327,13 @@ class ReadModels:
                     f"{needed + 1}: the views disagree with the checkpoint; run "
                     "`sebaya projections rebuild`")
             if row["state"] is None:  # no snapshot yet: fold from the start
-                state, snapshot_version = PairingState(), 0
+                state, snapshot_version = PairingFold(), 0
             else:
-                state = PairingState.model_validate_json(row["state"])
+                state = PairingFold(PairingState.model_validate_json(row["state"]))
                 snapshot_version = row["state_version"]
             if snapshot_version < needed:
                 # The snapshot trails the row: refold the missing events from the store.
-                state = await _refold(conn, decoder, stream, state, snapshot_version + 1,
-                                      needed)
+                await _refold(conn, decoder, stream, state, snapshot_version + 1, needed)
             self._pairings[pid] = _PairingEntry(
                 state=state, cross_functional=row["cross_functional"],
                 last_event_at=row["last_event_at"], row_staged=True,
@@ -402,7 +402,7 @@ class ReadModels:
     def _snapshot(entry: _PairingEntry) -> tuple[str, int, str]:
         state = entry.state
         entry.snapshot_version = state.version
-        return (state.pairing_id, state.version, state.model_dump_json())
+        return (state.pairing_id, state.version, state.to_state().model_dump_json())
 
     def _fold(
         self, events: list[SourceEvent]
@@ -426,34 +426,35 @@ class ReadModels:
                         raise ProjectionError(f"{ev.stream_id} version {ev.version}: a pairing "
                                               "stream must start with PairingMatched")
                     entry = pairings[pid] = _PairingEntry(
-                        PairingState(), cross_functional_of(event.explanation),
+                        PairingFold(), cross_functional_of(event.explanation),
                         ev.occurred_at, row_staged=False, snapshot_version=0)
                 state = entry.state
                 if ev.version != state.version + 1:
                     raise ProjectionError(
                         f"{ev.stream_id}: event version {ev.version} does not follow the "
                         f"projected version {state.version}")
+                phase_before = state.phase
                 try:
-                    new_state = evolve(state, event)  # type: ignore[arg-type]
+                    state.apply(event)  # type: ignore[arg-type]
                 except Exception as exc:
+                    # The state may be half-changed: the runner drops every cached row.
                     raise ProjectionError(f"{ev.stream_id} version {ev.version} ({ev.type}) "
                                           f"cannot be folded: {exc!r}") from exc
-                entry.state = new_state
                 entry.last_event_at = ev.occurred_at
                 touched[pid] = entry
-                if new_state.phase is not state.phase:
-                    old = None if state.version == 0 else state.phase.value
-                    cohort = cohorts[new_state.cohort_id] = self._cohort(new_state.cohort_id)
-                    cohort.count_pairing(old, new_state.phase.value)
-                    cid = new_state.cohort_id
+                if state.phase is not phase_before:
+                    old = None if ev.version == 1 else phase_before.value
+                    cohort = cohorts[state.cohort_id] = self._cohort(state.cohort_id)
+                    cohort.count_pairing(old, state.phase.value)
+                    cid = state.cohort_id
                     if old is None:
-                        started = new_state.started_at or ev.occurred_at
-                        participant((cid, new_state.mentor_id), "mentor").joined(pid, started)
-                        participant((cid, new_state.mentee_id), "mentee").joined(pid, started)
+                        started = state.started_at or ev.occurred_at
+                        participant((cid, state.mentor_id), "mentor").joined(pid, started)
+                        participant((cid, state.mentee_id), "mentee").joined(pid, started)
                     elif (attr := _CLOSING.get(type(event))) is not None:
                         ended = getattr(event, attr)
-                        participant((cid, new_state.mentor_id), "mentor").ended(pid, ended)
-                        participant((cid, new_state.mentee_id), "mentee").ended(pid, ended)
+                        participant((cid, state.mentor_id), "mentor").ended(pid, ended)
+                        participant((cid, state.mentee_id), "mentee").ended(pid, ended)
             elif ev.kind == COHORT:
                 cohort = cohorts[ev.key] = self._cohort(ev.key)
                 if ev.version != cohort.stream_version + 1:
@@ -495,7 +496,7 @@ def _select(columns: Iterable[str], json_columns: Iterable[str]) -> str:
 
 
 async def _refold(conn: asyncpg.Connection, decoder: EventDecoder, stream: str,
-                  state: PairingState, first: int, last: int) -> PairingState:
+                  state: PairingFold, first: int, last: int) -> None:
     rows = await conn.fetch(
         "SELECT version, type, schema_version, payload::text FROM events "
         "WHERE stream_id = $1 AND version BETWEEN $2 AND $3 ORDER BY version",
@@ -507,5 +508,4 @@ async def _refold(conn: asyncpg.Connection, decoder: EventDecoder, stream: str,
         if not isinstance(event, e.DomainEvent):
             raise ProjectionError(f"{stream} version {row[0]}: {row[1]} is not a "
                                   "pairing event")
-        state = evolve(state, event)
-    return state
+        state.apply(event)
