@@ -52,6 +52,7 @@ _PHASE_EVENTS = (e.PairingMatched, e.GoalsSet, e.FinalEvaluationOpened, e.Pairin
                  e.PairingExited)
 _CLOSING = {e.PairingCompleted: "completed_at", e.PairingExited: "exited_at"}
 
+
 @dataclass(slots=True)
 class _PairingEntry:
     state: PairingFold
@@ -72,7 +73,6 @@ class ReadModelWrites:
     participants: list[tuple[Any, ...]]
     cohorts: list[tuple[Any, ...]]
     evict: list[tuple[str, int]]  # pairing id, version it must still be at to be dropped
-
 
 
 _NEW_STAGE = "projection_pairing_new"

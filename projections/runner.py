@@ -64,6 +64,7 @@ class BatchInfo:
 BeforeCommit = Callable[[BatchInfo], Awaitable[None]]
 
 Staged = TypeVar("Staged")
+_T = TypeVar("_T")
 
 
 class Projection(Protocol[Staged]):
@@ -370,8 +371,6 @@ class ProjectionRunner(Generic[Staged]):
         if row is None or Position(row[0], row[1]) != self._position:
             raise CheckpointMoved("checkpoint moved while rows were being read")
 
-
-_T = TypeVar("_T")
 
 
 async def projection_status(pool: asyncpg.Pool, name: str) -> ProjectionStatus:
