@@ -2,7 +2,7 @@
 
 Setup (timed separately): a scratch database is filled with about a million events: cohorts
 of pairings started four weeks apart, each pairing's stream decided by the domain itself
-(``domain.pairing.decide``/``fold`` through ``tests/projections/lifecycles.py``: goals, weekly
+(``domain.pairing.decide``/``fold`` through ``sebaya/samples/lifecycles.py``: goals, weekly
 meetings with some missed, reminders, reviews, exits, silent pairings that escalate), plus each
 cohort's own stream (match run, launches, endings, people waiting and leaving). To keep setup
 to a couple of minutes, each cohort simulates a few dozen distinct lifecycles and gives each
@@ -46,8 +46,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 # Python puts the script's own folder first on sys.path, where bench/eventstore.py would shadow
-# the eventstore package: drop it. The repository root must be importable instead, for the
-# lifecycle builder shared with the tests.
+# the eventstore package: drop it. The repository root must be importable instead (the script
+# also runs without the package installed).
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -68,6 +68,7 @@ from domain.cohort_events import (  # noqa: E402
     ProposedPair,
 )
 from domain.ids import cohort_stream, event_id_for, pairing_id_for  # noqa: E402
+from domain.matching import ALGORITHM_VERSION  # noqa: E402
 from eventstore import EventStore, migrate  # noqa: E402
 from eventstore.hashing import (  # noqa: E402
     GENESIS_HASH,
@@ -79,7 +80,7 @@ from eventstore.hashing import (  # noqa: E402
 from projections.pairing import pairing_record  # noqa: E402
 from projections.projector import Projector  # noqa: E402
 from sebaya.bootstrap import build_registry  # noqa: E402
-from tests.projections.lifecycles import (  # noqa: E402
+from sebaya.samples.lifecycles import (  # noqa: E402
     OPS,
     T0,
     PairingSim,
@@ -218,7 +219,7 @@ def generate_cohort(index: int, pairs: int, rng: random.Random, until: datetime 
     run_id = f"{cohort_id}-run-1"
     cohort_event(MatchRunRecorded(
         run_id=run_id, kind="initial", input_digest="sha256:" + "cd" * 32,
-        algorithm_version="hungarian-1", policy={"objective": "balanced"},
+        algorithm_version=ALGORITHM_VERSION, policy={"objective": "balanced"},
         total_score=round(sum(p.score for p in proposal), 4), pair_count=pairs,
         unmatched_count=0, pairs=tuple(proposal[:200])), at)
     for chunk, first in enumerate(range(200, pairs, 200), start=1):

@@ -14,6 +14,7 @@ from typing import Any
 
 from domain.events import Side
 from domain.pairing import PairingState
+from projections.pairing_fold import PairingFold
 
 #: Fixed by the match (version 1): written when the row is created, never updated.
 CONSTANT_COLUMNS: tuple[str, ...] = (
@@ -38,6 +39,9 @@ JSON_COLUMNS: frozenset[str] = frozenset({
 })
 
 _SIDES = (Side.MENTEE, Side.MENTOR)
+
+#: A folded pairing: the domain's model (``audit replay``), or the projector's own fold.
+Folded = PairingState | PairingFold
 
 
 class RowMemo:
@@ -112,7 +116,7 @@ def _json(memo: dict[str, tuple[object, str]] | None, key: str, source: Any,
     return text
 
 
-def pairing_constants(state: PairingState, *, cross_functional: bool | None
+def pairing_constants(state: Folded, *, cross_functional: bool | None
                       ) -> tuple[Any, ...]:
     """The :data:`CONSTANT_COLUMNS` values of a started pairing."""
     rules = state.rules
@@ -124,7 +128,7 @@ def pairing_constants(state: PairingState, *, cross_functional: bool | None
             rules.program_end(started), state.rematch_of, state.match_score, cross_functional)
 
 
-def mutable_values(state: PairingState, *, last_event_at: datetime,
+def mutable_values(state: Folded, *, last_event_at: datetime,
                    memo: RowMemo | None = None) -> tuple[Any, ...]:
     """The :data:`MUTABLE_COLUMNS` values; jsonb columns as JSON text. ``memo`` (one per
     pairing, kept by the caller) skips re-rendering unchanged jsonb columns."""

@@ -1,5 +1,7 @@
-"""Questions the read models answer, as typed results: what ``sebaya cohort status`` and
-``sebaya cohort report`` print, and what a dashboard would show.
+"""Questions the read models answer, as typed results: what ``sebaya cohort status`` prints,
+the pairing rows ``sebaya cohort report`` takes its facts from (the report's figures are
+computed by ``domain.evaluation``, see ``sebaya/report_service.py``), and what a dashboard
+would show.
 
 Everything here reads the views only (``pairing_view``, ``cohort_view``, ``participant_view``),
 so answers are as fresh as the projector's checkpoint; :func:`cohort_status` says how fresh.
@@ -8,10 +10,8 @@ so answers are as fresh as the projector's checkpoint; :func:`cohort_status` say
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
-from statistics import fmean
 from typing import Any
 
 import asyncpg
@@ -133,67 +133,6 @@ class CohortStatus(BaseModel):
     """When the projector last committed: the answers include every event recorded before."""
 
 
-class SideFigures(BaseModel):
-    """An average over the evaluations one side submitted (``n`` of them)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    n: int
-    mean: float | None
-
-
-class RetentionFigure(BaseModel):
-    """Mentees still employed ``days`` after their first pairing started, among those whose
-    window has fully passed by ``as_of``; ``baseline`` is the program's figure without
-    mentoring (``CohortStarted.baseline``)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    days: int
-    eligible: int
-    retained: int
-    share: float | None
-    baseline: float | None
-
-
-class CohortReport(BaseModel):
-    """``sebaya cohort report``: what the cohort achieved."""
-
-    model_config = ConfigDict(frozen=True)
-
-    cohort_id: str
-    program_name: str | None
-    objective: dict[str, Any] | None
-    as_of: datetime
-    pairings_total: int
-    by_phase: dict[str, int]
-    goals_set: dict[str, float | None]
-    goal_attainment: dict[str, SideFigures]
-    meetings_held: int
-    meetings_missed: int
-    meeting_adherence: float | None
-    minutes_per_pairing: float | None
-    escalated_pairings: int
-    midpoint_satisfaction: dict[str, SideFigures]
-    midpoint_wants_to_continue: dict[str, float | None]
-    final_relationship_rating: dict[str, SideFigures]
-    final_program_rating: dict[str, SideFigures]
-    would_recommend: dict[str, float | None]
-    mentors_learned: list[tuple[str, str]]
-    exits_by_reason: dict[str, int]
-    exits_by_phase: dict[str, int]
-    exits_by_initiator: dict[str, int]
-    rematches: int
-    rematches_completed: int
-    cross_functional_share: float | None
-    retention: list[RetentionFigure]
-    departments_known: bool
-    """False while no event carries departments (``participant_view.department`` is NULL)."""
-
-
-_SIDES = ("mentor", "mentee")
-
-
 def _select(columns: Iterable[str]) -> str:
     return ", ".join(f"{c}::text AS {c}" if c in JSON_COLUMNS else c for c in columns)
 
@@ -255,8 +194,7 @@ def _due(row: PairingRow, now: datetime, until: datetime) -> list[DueItem]:
 
 async def _cohort_record(pool: asyncpg.Pool, cohort_id: str) -> asyncpg.Record | None:
     return await pool.fetchrow(
-        "SELECT cohort_id, program_name, objective::text AS objective, "
-        "baseline::text AS baseline, starts_at, ends_at, rematch_until, phase, "
+        "SELECT cohort_id, program_name, starts_at, ends_at, rematch_until, phase, "
         "pairings_total, pairings_by_phase::text AS pairings_by_phase, launched, rematches, "
         "waiting::text AS waiting, left_company::text AS left_company "
         "FROM cohort_view WHERE cohort_id = $1", cohort_id)
@@ -317,100 +255,3 @@ async def cohort_status(
 
 def _parse(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
-
-
-def _side_mean(values: Iterable[float]) -> SideFigures:
-    numbers = list(values)
-    return SideFigures(n=len(numbers), mean=round(fmean(numbers), 3) if numbers else None)
-
-
-def _share(flags: Iterable[bool]) -> float | None:
-    values = list(flags)
-    return round(sum(values) / len(values), 3) if values else None
-
-
-async def cohort_report(
-    pool: asyncpg.Pool, cohort_id: str, *, as_of: datetime | None = None
-) -> CohortReport | None:
-    """Goal attainment and satisfaction per side, meeting adherence, exits, rematches,
-    cross-functional share and mentee retention at 45 days and one year (judged at
-    ``as_of``, default now). ``None`` for an unknown cohort."""
-    cohort = await _cohort_record(pool, cohort_id)
-    if cohort is None:
-        return None
-    as_of = as_of or datetime.now(UTC)
-    rows = await pairings_of_cohort(pool, cohort_id)
-    baseline = json.loads(cohort["baseline"]) if cohort["baseline"] else {}
-
-    finals = {side: [r.final[side] for r in rows if side in r.final] for side in _SIDES}
-    reviews = {side: [r.midpoint[side] for r in rows if side in r.midpoint] for side in _SIDES}
-
-    def attainment(evaluation: Mapping[str, Any]) -> float | None:
-        # One figure per evaluation: the mean over the goals it scored.
-        scores = list(evaluation.get("goal_attainment", {}).values())
-        return fmean(scores) if scores else None
-
-    held = sum(r.meetings_held for r in rows)
-    missed = sum(r.meetings_missed for r in rows)
-    exits = [r for r in rows if r.phase == "exited"]
-    rematched = [r for r in rows if r.rematch_of]
-    known_cross = [r.cross_functional for r in rows if r.cross_functional is not None]
-    people = await pool.fetch(
-        "SELECT employee_id, first_started_at, left_on, department FROM participant_view "
-        "WHERE cohort_id = $1 AND role = 'mentee'", cohort_id)
-    retention = []
-    for days, key in ((45, "retention_45d"), (365, "retention_1y")):
-        eligible = retained = 0
-        for person in people:
-            started = person["first_started_at"]
-            if started is None or started + timedelta(days=days) > as_of:
-                continue  # the window has not passed yet: not counted either way
-            eligible += 1
-            left = person["left_on"]
-            if left is None or left > (started + timedelta(days=days)).date():
-                retained += 1
-        retention.append(RetentionFigure(
-            days=days, eligible=eligible, retained=retained,
-            share=round(retained / eligible, 3) if eligible else None,
-            baseline=baseline.get(key)))
-    return CohortReport(
-        cohort_id=cohort_id,
-        program_name=cohort["program_name"],
-        objective=json.loads(cohort["objective"]) if cohort["objective"] else None,
-        as_of=as_of,
-        pairings_total=len(rows),
-        by_phase=dict(Counter(r.phase for r in rows)),
-        goals_set={
-            "mentor": _share(r.goals_set_mentor for r in rows),
-            "mentee": _share(r.goals_set_mentee for r in rows),
-        },
-        goal_attainment={side: _side_mean(a for ev in finals[side]
-                                          if (a := attainment(ev)) is not None)
-                         for side in _SIDES},
-        meetings_held=held,
-        meetings_missed=missed,
-        meeting_adherence=round(held / (held + missed), 3) if held + missed else None,
-        minutes_per_pairing=round(fmean(r.minutes_met for r in rows), 1) if rows else None,
-        escalated_pairings=sum(1 for r in rows if r.escalations),
-        midpoint_satisfaction={side: _side_mean(ev["satisfaction"] for ev in reviews[side])
-                               for side in _SIDES},
-        midpoint_wants_to_continue={
-            side: _share(ev["wants_to_continue"] for ev in reviews[side]) for side in _SIDES},
-        final_relationship_rating={
-            side: _side_mean(ev["relationship_rating"] for ev in finals[side])
-            for side in _SIDES},
-        final_program_rating={side: _side_mean(ev["program_rating"] for ev in finals[side])
-                              for side in _SIDES},
-        would_recommend={side: _share(ev["would_recommend"] for ev in finals[side])
-                         for side in _SIDES},
-        mentors_learned=[(r.pairing_id, r.final["mentor"]["learned"]) for r in rows
-                         if "mentor" in r.final],
-        exits_by_reason=dict(Counter(r.exit_reason or "unknown" for r in exits)),
-        exits_by_phase=dict(Counter(r.exit_phase or "unknown" for r in exits)),
-        exits_by_initiator=dict(Counter(r.exit_initiated_by or "unknown" for r in exits)),
-        rematches=len(rematched),
-        rematches_completed=sum(1 for r in rematched if r.phase == "completed"),
-        cross_functional_share=_share(known_cross),
-        retention=retention,
-        departments_known=any(p["department"] is not None for p in people),
-    )

@@ -26,12 +26,10 @@ from domain.evaluation import (
     EXCLUSION_REASONS,
     CohortReport,
     Comparison,
-    Distribution,
     LearnedText,
-    Mean,
-    Proportion,
     Retention,
 )
+from domain.statistics import Distribution, Mean, Proportion
 
 Format = Literal["json", "csv", "html", "text"]
 

@@ -7,6 +7,7 @@ no event-store migration is needed because the tiny activity only asks Postgres 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -17,13 +18,13 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from pydantic import BaseModel
 from temporalio import activity, workflow
+from temporalio.testing import ActivityEnvironment
 
 with workflow.unsafe.imports_passed_through():
     import asyncpg
@@ -99,9 +100,7 @@ async def _stop_worker(task: asyncio.Task[None], stop: asyncio.Event) -> None:
     await asyncio.wait_for(task, timeout=60)
 
 
-async def test_interceptor_binds_activity_identity_and_restores_context(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_interceptor_binds_activity_identity_and_restores_context() -> None:
     seen: dict[str, Any] = {}
 
     class Next:
@@ -109,19 +108,30 @@ async def test_interceptor_binds_activity_identity_and_restores_context(
             seen.update(structlog.contextvars.get_contextvars())
             return "done"
 
-    info = SimpleNamespace(
+    # The SDK's activity environment: activity.info() inside is the info we give it.
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(
+        ActivityEnvironment.default_info(),
         workflow_id="wf-1",
         workflow_run_id="run-1",
         activity_type="tiny",
         activity_id="7",
         attempt=2,
     )
-    monkeypatch.setattr(worker_module.activity, "info", lambda: info)
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(task_queue="tq")
     inbound = worker_module.ActivityContextInterceptor().intercept_activity(Next())  # type: ignore[arg-type]
 
-    assert await inbound.execute_activity(None) == "done"  # type: ignore[arg-type]
+    async def through_the_interceptor() -> dict[str, Any]:
+        assert await inbound.execute_activity(None) == "done"  # type: ignore[arg-type]
+        # Read in the same task: the environment runs us in a task of our own, whose context
+        # the interceptor must leave as it found it.
+        return dict(structlog.contextvars.get_contextvars())
+
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(task_queue="tq")
+    try:
+        after = await env.run(through_the_interceptor)
+    finally:
+        structlog.contextvars.clear_contextvars()
 
     assert seen == {
         "task_queue": "tq",
@@ -131,8 +141,7 @@ async def test_interceptor_binds_activity_identity_and_restores_context(
         "activity_id": "7",
         "attempt": 2,
     }
-    assert structlog.contextvars.get_contextvars() == {"task_queue": "tq"}
-    structlog.contextvars.clear_contextvars()
+    assert after == {"task_queue": "tq"}
 
 
 @pytest.mark.temporal

@@ -11,7 +11,7 @@ import pytest_asyncio
 
 from eventstore import EventStore
 from sebaya.bootstrap import build_registry
-from tests.projections.lifecycles import CohortSim, append_decisions, sample_cohort
+from sebaya.samples.lifecycles import CohortSim, append_decisions, sample_cohort
 from tests.projections.views import past_horizon
 
 

@@ -17,8 +17,8 @@ from audit.verify import verify
 from eventstore import EventStore
 from projections import Projector
 from sebaya.bootstrap import build_registry
+from sebaya.samples.lifecycles import CohortSim
 from tests.audit.cli import output_json, sebaya
-from tests.projections.lifecycles import CohortSim
 
 READABLE = ("events", "streams", "audit_events", "pairing_view", "pairing_snapshots",
             "cohort_view", "participant_view", "projection_checkpoints")

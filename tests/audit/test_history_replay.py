@@ -13,8 +13,8 @@ from audit.replay import replay_pairing
 from domain.pairing import Phase, fold
 from eventstore import EventStore
 from projections import Projector
+from sebaya.samples.lifecycles import T0, CohortSim
 from tests.audit.cli import output_json, sebaya
-from tests.projections.lifecycles import T0, CohortSim
 
 COMPLETED, EXITED, REMATCHED = "C1.E01.M01.1", "C1.E03.M03.1", "C1.E03.M01.1"
 
@@ -40,7 +40,7 @@ async def test_history_of_a_completed_pairing(store: EventStore, cohort: CohortS
     assert match is not None
     assert match.score == 0.91 and match.explanation["cross_functional"]["value"] == 1.0
     assert (match.run_id, match.run_kind, match.algorithm_version) == (
-        "run-1", "initial", "hungarian-1")
+        "run-1", "initial", "sebaya-match/1")
     assert match.input_digest == "sha256:" + "cd" * 32
     assert match.approved_by == "ops:ops-test" and match.proposed_score == 0.91
     assert match.launched_at == T0 and match.rematch_of is None
@@ -129,7 +129,7 @@ async def test_cli_history_and_replay(
     shown = await sebaya("audit", "history", REMATCHED)
     assert shown.exit_code == 0, shown.output
     assert "rematch of C1.E03.M03.1" in shown.stdout
-    assert "match run run-2 (rematch), algorithm hungarian-1" in shown.stdout
+    assert "match run run-2 (rematch), algorithm sebaya-rematch/1" in shown.stdout
     as_json = output_json(await sebaya("audit", "history", COMPLETED, "--json"))
     assert as_json["match"]["run_id"] == "run-1" and len(as_json["timeline"]) == 88
 

@@ -17,9 +17,9 @@ from audit.bundle import export_bundle, verify_bundle
 from audit.verify import verify
 from eventstore import EventStore
 from eventstore.hashing import canonical_json, event_hash
+from sebaya.samples.lifecycles import CohortSim
 from tests.audit.cli import output_json, sebaya
 from tests.audit.conftest import attacker
-from tests.projections.lifecycles import CohortSim
 
 TARGET = "C1.E02.M02.1"
 STREAM = f"pairing-{TARGET}"

@@ -7,7 +7,7 @@ import math
 import pytest
 from scipy.stats import binomtest, ttest_1samp
 
-from domain.evaluation import (
+from domain.statistics import (
     binomial_p_value,
     distribution,
     mean_of,

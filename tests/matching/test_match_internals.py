@@ -9,8 +9,8 @@ from datetime import date
 import numpy as np
 import pytest
 
-import domain.matching as engine
 from domain.matching import candidates, match
+from domain.matching import encoding as engine
 from domain.people import MatchProfile, Person, Role, to_profiles
 from tests.matching.matchkit import TODAY, mentee, mentor, program, random_cohort, ref_score
 

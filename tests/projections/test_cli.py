@@ -6,8 +6,8 @@ import json
 
 import asyncpg
 
+from sebaya.samples.lifecycles import CohortSim
 from tests.audit.cli import sebaya
-from tests.projections.lifecycles import CohortSim
 from tests.projections.views import dump_views
 
 

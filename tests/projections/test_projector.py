@@ -19,7 +19,7 @@ from projections import BatchInfo, Projector, projection_status
 from projections.pairing import JSON_COLUMNS, PAIRING_COLUMNS, pairing_record
 from projections.source import EventDecoder, read_batch
 from sebaya.bootstrap import build_registry
-from tests.projections.lifecycles import (
+from sebaya.samples.lifecycles import (
     CohortSim,
     append_decisions,
     completed_pairing,

@@ -1,5 +1,5 @@
-"""What ``sebaya cohort status`` and ``sebaya cohort report`` are built on, on the sample
-cohort: every figure below is worked out from the lifecycles by hand."""
+"""What ``sebaya cohort status`` is built on, on the sample cohort: every figure below is
+worked out from the lifecycles by hand."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from domain.events import ExitReason
 from eventstore import EventStore
 from projections import Projector
-from projections.queries import cohort_report, cohort_status, pairing_row, pairings_of_cohort
-from tests.projections.lifecycles import T0, CohortSim, append_decisions
+from projections.queries import cohort_status, pairing_row
+from sebaya.samples.lifecycles import T0, CohortSim, append_decisions
 from tests.projections.views import past_horizon
 
 
@@ -68,41 +68,3 @@ async def test_waiting_pool_and_a_pairing_row(
     assert row.exit_initiated_by == "mentee" and row.exit_phase == "active"
     assert row.goals_set_mentor and row.goals_set_mentee
     assert [g["goal_id"] for g in row.goals["mentee"]] == ["it-1", "it-2"]
-
-
-async def test_report_figures(db_pool: asyncpg.Pool, projected: CohortSim) -> None:
-    report = await cohort_report(db_pool, "C1", as_of=T0 + timedelta(days=400))
-    assert report is not None
-    rows = {r.pairing_id: r for r in await pairings_of_cohort(db_pool, "C1")}
-    assert report.pairings_total == 6
-    # Three completed pairings evaluated: mentees scored it-1 at 90, mentors lead-1 at 70.
-    assert report.goal_attainment["mentee"].n == 3
-    assert report.goal_attainment["mentee"].mean == 90
-    assert report.goal_attainment["mentor"].mean == 70
-    assert report.goals_set == {"mentor": round(5 / 6, 3), "mentee": round(5 / 6, 3)}
-    held = sum(r.meetings_held for r in rows.values())
-    missed = sum(r.meetings_missed for r in rows.values())
-    assert (report.meetings_held, report.meetings_missed) == (held, missed)
-    assert report.meeting_adherence == round(held / (held + missed), 3)
-    assert report.midpoint_satisfaction["mentee"].mean == 4
-    assert report.midpoint_satisfaction["mentor"].mean == 5
-    assert report.midpoint_wants_to_continue == {"mentor": 1.0, "mentee": 1.0}
-    assert report.final_relationship_rating["mentor"].mean == 5
-    assert report.would_recommend == {"mentor": 1.0, "mentee": 1.0}
-    assert [text for _, text in report.mentors_learned] == [
-        "Cara generasi baru bekerja dengan AI"] * 3
-    assert report.exits_by_reason == {"schedule_conflict": 1, "left_company": 1}
-    assert report.exits_by_phase == {"active": 2}
-    assert report.exits_by_initiator == {"mentor": 1, "ops": 1}
-    assert (report.rematches, report.rematches_completed) == (1, 1)
-    assert report.cross_functional_share == 1.0
-    assert report.escalated_pairings == 2
-    # Five mentees; E04 left on day 30, so one year on four of five are still here.
-    r45, r365 = report.retention
-    assert (r45.days, r45.eligible, r45.retained, r45.share, r45.baseline) == (
-        45, 5, 4, 0.8, 0.78)
-    assert (r365.eligible, r365.retained, r365.baseline) == (5, 4, 0.6)
-    assert report.departments_known is False
-    # Judged on day 40, the 45-day window has not passed for anyone yet.
-    early = await cohort_report(db_pool, "C1", as_of=T0 + timedelta(days=40))
-    assert early is not None and early.retention[0].eligible == 0

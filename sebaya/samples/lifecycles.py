@@ -3,8 +3,10 @@ driven through time the way ``PairingWorkflow`` drives it, then appended to the 
 
 Clock events are decided at the instant they fall due (as the workflow's durable timer does)
 and participants act at chosen instants, so the streams have the same shapes, actors and
-domain times as a workflow would leave. Used by the audit and projection tests and by
-``bench/replay.py`` (which clones these streams in bulk).
+domain times as a workflow would leave. Match runs record the algorithm version the matching
+activity records. Used by the audit and projection tests and by ``bench/replay.py`` (which
+clones these streams in bulk); it lives here, not under ``tests/``, so the bench does not
+import from the test suite.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from domain.ids import (
     pairing_stream,
     pairing_workflow_id,
 )
+from domain.matching import ALGORITHM_VERSION, REMATCH_ALGORITHM_VERSION
 from domain.pairing import PairingState, Phase, decide, fold, next_due
 from domain.rules import GroundRules
 from eventstore import EventMetadata, EventStore, NewEvent
@@ -271,7 +274,7 @@ class CohortSim:
         ), actor=OPS)
         self.record(at, MatchRunRecorded(
             run_id=run_id, kind="initial", input_digest="sha256:" + "cd" * 32,
-            algorithm_version="hungarian-1", policy={"objective": "balanced"},
+            algorithm_version=ALGORITHM_VERSION, policy={"objective": "balanced"},
             total_score=round(sum(s for _, _, s in pairs), 6), pair_count=len(pairs),
             unmatched_count=0,
             pairs=tuple(ProposedPair(mentor=m, mentee=n, score=s) for m, n, s in pairs),
@@ -362,7 +365,7 @@ def sample_cohort(cohort_id: str = "C1", *, seed: int = 7) -> CohortSim:
     rematch_at = exited_at + timedelta(days=7)
     cohort.record(rematch_at, MatchRunRecorded(
         run_id="run-2", kind="rematch", input_digest="sha256:" + "ef" * 32,
-        algorithm_version="hungarian-1", policy={"objective": "balanced"},
+        algorithm_version=REMATCH_ALGORITHM_VERSION, policy={"objective": "balanced"},
         total_score=0.73, pair_count=1, unmatched_count=0,
         pairs=(ProposedPair(mentor="M01", mentee="E03", score=0.73),),
     ))
