@@ -21,9 +21,9 @@ from audit.anchor import (
 )
 from eventstore import EventStore
 from eventstore.hashing import GENESIS_HASH, canonical_json, event_hash
+from sebaya.samples.lifecycles import CohortSim
 from tests.audit.cli import output_json, sebaya
 from tests.audit.conftest import attacker
-from tests.projections.lifecycles import CohortSim
 
 TARGET = "C1.E02.M02.1"
 STREAM = f"pairing-{TARGET}"
@@ -131,7 +131,7 @@ async def test_appends_after_the_anchor_still_extend_it_and_anchors_chain(
 ) -> None:
     sink = DirectorySink(tmp_path)
     first = await write_anchor(store, sink)
-    from tests.projections.lifecycles import append_decisions, sample_cohort
+    from sebaya.samples.lifecycles import append_decisions, sample_cohort
 
     # More history: a second cohort and its pairings, appended normally.
     await append_decisions(store, sample_cohort("C2").all_decisions())
