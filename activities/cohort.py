@@ -302,8 +302,7 @@ class CohortActivities:
             if not new:
                 continue
             who = pair.mentee_id if pair.mentee_id in changed else pair.mentor_id
-            fields = sorted({c.field for m in inp.changed
-                             if m.employee_id in (pair.mentor_id, pair.mentee_id)
+            fields = sorted({c.field for m in inp.changed if m.employee_id == who
                              for c in m.changes})
             found.append(RosterConflict(
                 pairing_id=pair.pairing_id, mentor_id=pair.mentor_id,

@@ -446,8 +446,8 @@ def _sync_roster(state: CohortState, cmd: cc.SyncRoster) -> list[DomainEvent]:
         raise errors.RosterChangedSinceRead(
             f"the roster of cohort {state.cohort_id} changed since the export was compared "
             "with it; run the sync again")
-    if cmd.roster is None:
-        raise ValueError("a roster sync needs the cohort's roster")
+    if cmd.roster is None or cmd.synced_on is None:
+        raise ValueError("a roster sync needs the cohort's roster and its date")
     for joiner in diff.joiners:
         if joiner.employee_id in cmd.roster:
             raise errors.RosterChangeRefused(

@@ -115,7 +115,8 @@ class SyncRoster(Command):
     source: str = Field(min_length=1)
     source_digest: str = Field(min_length=1)
     synced_by: str = Field(min_length=1)
-    synced_on: date
+    # The leavers' last day as recorded; default: the day of the sync in the program's zone.
+    synced_on: date | None = None
     base_digest: str = Field(min_length=1)
     digest_after: str = Field(min_length=1)
     diff: RosterDiff

@@ -198,7 +198,7 @@ class CohortWorkflow:
         pairs a change breaks (offering them a no-fault exit), and match the joiners against
         the mentors' remaining places (approved now, or awaiting ops in manual programs)."""
         async with self._lock:
-            cmd = cmd.model_copy(update={"roster": self._members()})
+            cmd = self._with_members(cmd)
             try:
                 events = co.decide(self._state, cmd, workflow.now())
             except errors.DomainError as exc:
@@ -232,7 +232,12 @@ class CohortWorkflow:
 
     @sync_roster.validator
     def _validate_sync(self, cmd: cc.SyncRoster) -> None:
-        self._validate(cmd.model_copy(update={"roster": self._members()}))
+        self._validate(self._with_members(cmd))
+
+    def _with_members(self, cmd: cc.SyncRoster) -> cc.SyncRoster:
+        today = workflow.now().astimezone(self._input.program.ground_rules.zone).date()
+        return cmd.model_copy(update={"roster": self._members(),
+                                      "synced_on": cmd.synced_on or today})
 
     async def _flag_broken_pairs(self, cmd: cc.SyncRoster) -> list[cc.RosterConflict]:
         changed = {m.employee_id for m in cmd.diff.changed}
