@@ -149,8 +149,9 @@ async def _read_and_compare(pool: asyncpg.Pool, cohort_id: str, people_path: Pat
 
 
 async def sync_roster(pool: asyncpg.Pool, client: Client, cohort_id: str, people_path: Path, *,
-                      synced_by: str, apply: bool,
-                      today: date | None = None) -> tuple[RosterSyncPlan, RosterSyncResult | None]:
+                      synced_by: str, apply: bool, today: date | None = None,
+                      source: str | None = None,
+                      ) -> tuple[RosterSyncPlan, RosterSyncResult | None]:
     """Compare an HR export with the running cohort and, with ``apply``, record it.
 
     Joiners' contacts go to ``participants`` first (names and e-mails never travel through
@@ -158,6 +159,8 @@ async def sync_roster(pool: asyncpg.Pool, client: Client, cohort_id: str, people
     ``CohortWorkflow.sync_roster``). An export that changes nothing records nothing."""
     state = await cohort_state(client, cohort_id)
     plan, people = await _read_and_compare(pool, cohort_id, people_path, state.left)
+    if source is not None:  # where the file came from (a URL), not the download's name
+        plan = plan.model_copy(update={"source": source})
     if not apply or plan.diff.is_empty or plan.diff.problems:
         return plan, None
     await save_contacts(pool, [p for p in people if p.employee_id not in state.left])

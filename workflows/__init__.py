@@ -2,5 +2,6 @@
 
 from workflows.cohort import CohortWorkflow
 from workflows.pairing import PairingWorkflow
+from workflows.roster_feed import RosterFeedWorkflow
 
-ALL_WORKFLOWS: list[type] = [PairingWorkflow, CohortWorkflow]
+ALL_WORKFLOWS: list[type] = [PairingWorkflow, CohortWorkflow, RosterFeedWorkflow]
