@@ -3,6 +3,7 @@ Postgres, through the same operations function the CLI uses (files on disk, not 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import date, timedelta
 from pathlib import Path
@@ -215,3 +216,75 @@ async def test_a_dry_run_shows_the_difference_and_records_nothing(
                               apply=True)
         assert getattr(refused.value.cause, "type", "") == "cohort_not_running"
         assert "RosterSynced" not in await stream_types(db_pool, cohort_stream(cohort_id))
+
+
+async def test_a_schedule_runs_the_sync_from_a_file_and_can_be_removed(
+    temporal_env: Any, db_pool: asyncpg.Pool, task_queue: str, tmp_path: Path
+) -> None:
+    from temporalio.worker import Worker
+
+    from activities import build_activities
+    from activities.notify import LogChannel
+    from contracts.roster_feed import roster_feed_schedule_id
+    from sebaya.bootstrap import build_registry
+    from sebaya.roster_feed import (
+        RosterFeedActivities,
+        schedule_roster_sync,
+        unschedule_roster_sync,
+    )
+    from workflows import ALL_WORKFLOWS
+
+    program = load_program(EXAMPLES / "program.yaml").model_copy(
+        update={"approval": Approval.AUTO})
+    people = roster(program)
+    env = temporal_env
+    activities = [*build_activities(db_pool, build_registry(), LogChannel(), client=env.client),
+                  RosterFeedActivities(db_pool, env.client).sync_from_source]
+    async with Worker(env.client, task_queue=task_queue, workflows=ALL_WORKFLOWS,
+                      activities=activities):
+        handle = await start_cohort(env.client, db_pool, task_queue, program, people)
+        cohort_id = handle.id.removeprefix("cohort-")
+        state = await wait_for(handle, lambda s: s.phase.value == "scheduled", "approved")
+        await advance_to(env, handle, state.starts_at + timedelta(minutes=1))
+        await wait_for(handle, lambda s: s.launched == 2, "launched")
+        joiner = member(program, "E4", Role.MENTEE, 3, "Marketing", date(2027, 1, 26))
+        export = write(tmp_path / "people.csv", [*people, joiner], program)
+
+        schedule_id = await schedule_roster_sync(
+            env.client, cohort_id=cohort_id, source=str(export), synced_by="hr-feed",
+            every=timedelta(days=1), task_queue=task_queue)
+        assert schedule_id == roster_feed_schedule_id(cohort_id)
+        # Scheduling again replaces the timetable instead of failing.
+        await schedule_roster_sync(
+            env.client, cohort_id=cohort_id, source=str(export), synced_by="hr-feed",
+            every=timedelta(hours=12), task_queue=task_queue)
+        schedule = env.client.get_schedule_handle(schedule_id)
+        described = await schedule.describe()
+        assert described.schedule.spec.intervals[0].every == timedelta(hours=12)
+        await schedule.trigger()
+        state = await wait_for(handle, lambda s: "E4" in s.joined
+                               and any(a.mentee_id == "E4" for a in s.active.values()),
+                               "the scheduled sync matched the joiner")
+        types = await stream_types(db_pool, cohort_stream(cohort_id))
+        synced = [r for r in await store_for(db_pool).read_stream(cohort_stream(cohort_id))
+                  if r.type == "RosterSynced"]
+        assert len(synced) == 1 and synced[0].payload["source"] == str(export)
+        assert synced[0].metadata.actor == "ops:hr-feed"
+        assert "MatchRunRecorded" in types
+        # A second run on the same file changes nothing.
+        await schedule.trigger()
+        for _ in range(200):
+            runs = (await schedule.describe()).info.recent_actions
+            if len(runs) >= 2:
+                result = await env.client.get_workflow_handle(
+                    runs[-1].action.workflow_id,
+                    first_execution_run_id=runs[-1].action.first_execution_run_id).result()
+                break
+            await asyncio.sleep(0.1)  # real-time poll for the schedule's second action
+        else:
+            raise AssertionError("the schedule never ran twice")
+        assert result["applied"] is False and result["summary"] == "no changes"
+        assert [r.type for r in await store_for(db_pool).read_stream(
+            cohort_stream(cohort_id))].count("RosterSynced") == 1
+        assert await unschedule_roster_sync(env.client, cohort_id)
+        assert not await unschedule_roster_sync(env.client, cohort_id)
