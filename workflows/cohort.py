@@ -127,6 +127,10 @@ class CohortWorkflow:
     def __init__(self, inp: CohortInput) -> None:
         self._input = inp
         self._state = inp.carried_state or co.CohortState()
+        if inp.carried_state is not None and not self._state.roster_digest:
+            # Carried over by a run from before roster syncs: no sync can have happened since
+            # the start, so the roster is still the one the cohort started with.
+            self._state = self._state.model_copy(update={"roster_digest": inp.people_digest})
         self._roster = frozenset(inp.members)
         self._lock = asyncio.Lock()
         self._ended: list[PairingOutcome] = []
