@@ -20,7 +20,10 @@ from domain.people import Person, Role
 from domain.program import Approval, ProgramSpec
 from examples.generate_people import write_csv
 from intake import IntakeError, load_program
+from projections.projector import Projector
 from sebaya.operations import plan_roster_sync, roster_as_of, sync_roster
+from sebaya.report_service import cohort_report
+from tests.projections.views import past_horizon
 from tests.workflows.harness import advance_to, running_worker, started_state, store_for
 from tests.workflows.test_cohort import EXAMPLES, start_cohort, wait_for
 from workflows.cohort import CohortWorkflow
@@ -181,6 +184,13 @@ async def test_week_three_export_joins_leaves_flags_and_is_idempotent(
         assert problem.file.endswith("broken.csv")
         assert (problem.line, problem.column) == (4, "role")
         assert len(await store.read_stream(cohort_stream(cohort_id))) == version
+
+        # The leaver counts in retention (their one-year window is still open: reported as
+        # such, and as not retained once it closes).
+        await past_horizon(db_pool)
+        await Projector(store).catch_up()
+        report = await cohort_report(db_pool, cohort_id)
+        assert report.retention["retention_1y"].left_while_window_open == 1
 
         # The roster as of before the sync is the one the cohort started with.
         past = await roster_as_of(db_pool, store, cohort_id, before_sync)
