@@ -298,3 +298,63 @@ async def test_a_schedule_runs_the_sync_from_a_file_and_can_be_removed(
             cohort_stream(cohort_id))].count("RosterSynced") == 1
         assert await unschedule_roster_sync(env.client, cohort_id)
         assert not await unschedule_roster_sync(env.client, cohort_id)
+
+
+async def test_the_cli_shows_then_applies_and_a_joiner_after_the_window_is_not_matched(
+    temporal_env: Any, db_pool: asyncpg.Pool, db_dsn: str, task_queue: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sebaya.settings import get_settings
+    from tests.audit.cli import output_json, sebaya
+
+    program = load_program(EXAMPLES / "program.yaml").model_copy(
+        update={"approval": Approval.AUTO})
+    people = roster(program)
+    env = temporal_env
+    async with running_worker(env.client, db_pool, task_queue):
+        handle = await start_cohort(env.client, db_pool, task_queue, program, people)
+        cohort_id = handle.id.removeprefix("cohort-")
+        state = await wait_for(handle, lambda s: s.phase.value == "scheduled", "approved")
+        assert state.rematch_until is not None
+        # Past 60% of the program (rematch.allowed_until_share): no new pairing starts.
+        await advance_to(env, handle, state.rematch_until + timedelta(days=3))
+        await wait_for(handle, lambda s: s.launched == 2, "launched")
+        joiner = member(program, "E4", Role.MENTEE, 3, "Marketing", date(2027, 4, 20))
+        export = write(tmp_path / "people-may.csv", [*people, joiner], program)
+
+        monkeypatch.setenv("SEBAYA_DATABASE_URL", db_dsn)
+        monkeypatch.setenv("TEMPORAL_ADDRESS", env.client.service_client.config.target_host)
+        get_settings.cache_clear()
+        try:
+            shown = await sebaya("cohort", "sync", cohort_id, str(export))
+            assert shown.exit_code == 0, shown.output
+            assert "+ E4 joins as mentee" in shown.output and "dry run" in shown.output
+            applied = await sebaya("cohort", "sync", cohort_id, str(export), "--apply",
+                                   "--by", "hr-ani", "--json")
+            assert applied.exit_code == 0, applied.output
+            doc = output_json(applied)
+            assert doc["applied"]["joined"] == ["E4"] and doc["applied"]["proposed"] == []
+            run_id = doc["applied"]["joiner_run_id"]
+            runs = [r.payload for r in await store_for(db_pool).read_stream(
+                cohort_stream(cohort_id)) if r.type == "MatchRunRecorded"]
+            late = next(r for r in runs if r["run_id"] == run_id)
+            assert late["kind"] == "joiners" and late["pair_count"] == 0
+            assert "joined after new pairings closed" in late["unmatched"][0]["reason"]
+
+            text = export.read_text(encoding="utf-8").replace(",Marketing,", ",,", 1)
+            broken = tmp_path / "broken.csv"
+            broken.write_text(text, encoding="utf-8")
+            refused = await sebaya("cohort", "sync", cohort_id, str(broken), "--apply")
+            assert refused.exit_code == 1
+            assert "broken.csv:" in refused.output and ":department:" in refused.output
+            assert "nothing was recorded" in refused.output
+
+            as_of = await sebaya("cohort", "roster", cohort_id, "--as-of",
+                                 program.start_date.isoformat(), "--json")
+            assert as_of.exit_code == 0, as_of.output
+            assert [m["employee_id"] for m in output_json(as_of)["members"]] == [
+                "E1", "E2", "M1", "M2"]
+            now = await sebaya("cohort", "roster", cohort_id, "--as-of", "2028-01-01", "--json")
+            assert "E4" in [m["employee_id"] for m in output_json(now)["members"]]
+        finally:
+            get_settings.cache_clear()
