@@ -77,6 +77,8 @@ class RosterDiff(BaseModel):
     leavers: tuple[str, ...] = ()
     changed: tuple[MemberChange, ...] = ()
     problems: tuple[str, ...] = ()
+    # Members recorded as having left who are still in the export: ignored, shown to ops.
+    departed_but_listed: tuple[str, ...] = ()
 
     @property
     def mentor_capacity_added(self) -> bool:
@@ -108,16 +110,16 @@ def diff_roster(current: Sequence[MatchProfile], incoming: Sequence[MatchProfile
 
     ``departed`` are members already recorded as having left: they stay on the roster (they
     count in retention) but a sync neither leaves them again nor follows their later changes;
-    one who appears in the export again is reported as a problem (a returning employee joins
-    a new cohort, they do not resume a pairing that ended)."""
+    one still (or again) in the export is listed in ``departed_but_listed`` and otherwise
+    ignored: HR exports often lag a departure recorded by hand, and a returning employee joins
+    a new cohort rather than resuming a pairing that ended."""
     gone = set(departed)
     before = {p.employee_id: p for p in current}
     after = {p.employee_id: p for p in incoming}
     joiners = tuple(after[i] for i in sorted(after.keys() - before.keys()))
     leavers = tuple(sorted(before.keys() - after.keys() - gone))
     changed: list[MemberChange] = []
-    problems = [f"{i}: already recorded as having left the cohort; a returning employee joins "
-                "a new cohort" for i in sorted(after.keys() & gone)]
+    problems: list[str] = []
     for employee_id in sorted(before.keys() & after.keys() - gone):
         old, new = profile_json(before[employee_id]), profile_json(after[employee_id])
         changes = tuple(FieldChange(field=name, before=old[name], after=new[name])
@@ -128,11 +130,12 @@ def diff_roster(current: Sequence[MatchProfile], incoming: Sequence[MatchProfile
         if refused:
             problems.append(
                 f"{employee_id}: {', '.join(refused)} changed from {old['role']} to "
-                f"{new['role']}; end their participation (participant-left) and add them again "
-                "in the new role")
+                f"{new['role']}; end their participation (participant-left) and enrol them in a "
+                "later cohort in the new role")
         changed.append(MemberChange(employee_id=employee_id, changes=changes))
     return RosterDiff(joiners=joiners, leavers=leavers, changed=tuple(changed),
-                      problems=tuple(problems))
+                      problems=tuple(problems),
+                      departed_but_listed=tuple(sorted(after.keys() & gone)))
 
 
 def apply_diff(current: Sequence[MatchProfile], diff: RosterDiff) -> list[MatchProfile]:

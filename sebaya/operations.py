@@ -188,8 +188,9 @@ class RosterAsOf(BaseModel):
 
 
 async def roster_as_of(pool: asyncpg.Pool, store: EventStore, cohort_id: str,
-                       as_of: datetime) -> RosterAsOf:
-    """The roster at ``as_of``: today's roster with every later ``RosterSynced`` rolled back.
+                       as_of: datetime | None = None) -> RosterAsOf:
+    """The roster at ``as_of`` (default: as it stands): today's roster with every later
+    ``RosterSynced`` rolled back. Times are the cohort's domain times (``occurred_at``).
 
     Rolling all of them back must give the digest recorded in ``CohortStarted``; a roster
     that does not is reported as an error rather than shown (the table was changed outside
@@ -205,12 +206,13 @@ async def roster_as_of(pool: asyncpg.Pool, store: EventStore, cohort_id: str,
     if people_digest(at_start) != started.people_digest:
         raise ValueError(f"cohort {cohort_id}: the roster rolled back to the start does not "
                          "match the digest recorded when it started")
-    later = [e for at, e in synced if at > as_of]
+    moment = as_of or records[-1].metadata.occurred_at
+    later = [e for at, e in synced if at > moment]
     members = roll_back(current, [_diff_of(e) for e in later])
     left = sorted(r.payload["employee_id"] for r in records
                   if r.type == ce.ParticipantLeft.event_type
-                  and r.metadata.occurred_at <= as_of)
-    return RosterAsOf(cohort_id=cohort_id, as_of=as_of, digest=people_digest(members),
+                  and r.metadata.occurred_at <= moment)
+    return RosterAsOf(cohort_id=cohort_id, as_of=moment, digest=people_digest(members),
                       members=members, left=left, syncs_after=len(later))
 
 

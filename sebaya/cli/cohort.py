@@ -441,6 +441,9 @@ def sync_command(
         for change in member.changes:
             console.print(f"  ~ {member.employee_id} {change.field}: {change.before!r} -> "
                           f"{change.after!r}", markup=False)
+    for employee_id in diff.departed_but_listed:
+        console.print(f"  · {employee_id} is recorded as having left but is still in the "
+                      "export (ignored)", markup=False)
     for problem in diff.problems:
         console.print(f"  ! {problem}", markup=False)
     if diff.problems:
@@ -495,7 +498,7 @@ def roster_command(
     cohort_id: Annotated[str, typer.Argument(help="Cohort id")],
     as_of: Annotated[str | None, typer.Option(
         "--as-of", help="YYYY-MM-DD (end of that day, program time) or an ISO timestamp; "
-        "default: now.")] = None,
+        "default: as it stands.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """The cohort's roster as of a date, replayed from its stream (roster syncs rolled back)."""
@@ -506,7 +509,7 @@ def roster_command(
     from sebaya.operations import roster_as_of
 
     async def go(infra: Any) -> Any:
-        moment = datetime.now().astimezone()
+        moment: datetime | None = None  # as it stands
         if as_of:
             zone = (await load_program(infra.pool, cohort_id)).ground_rules.zone
             try:
