@@ -24,7 +24,13 @@ from projections.projector import Projector
 from sebaya.operations import plan_roster_sync, roster_as_of, sync_roster
 from sebaya.report_service import cohort_report
 from tests.projections.views import past_horizon
-from tests.workflows.harness import advance_to, running_worker, started_state, store_for
+from tests.workflows.harness import (
+    advance_to,
+    maybe_record_history,
+    running_worker,
+    started_state,
+    store_for,
+)
 from tests.workflows.test_cohort import EXAMPLES, start_cohort, wait_for
 from workflows.cohort import CohortWorkflow
 from workflows.pairing import PairingWorkflow
@@ -202,6 +208,8 @@ async def test_week_three_export_joins_leaves_flags_and_is_idempotent(
         assert "E2" in now.left
         state = await handle.query(CohortWorkflow.state)
         assert isinstance(state, CohortState)
+        # Joiners, a leaver, a flagged pair and its exit: the sync path's replay contract.
+        await maybe_record_history(handle, "cohort_v2_roster_sync")
 
 
 async def test_a_dry_run_shows_the_difference_and_records_nothing(
