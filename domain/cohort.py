@@ -90,6 +90,8 @@ class CohortState(BaseModel):
     joined: dict[str, Role] = {}
     # A joiners' match run waits for approval (manual programs) while the cohort runs.
     joiner_proposal: bool = False
+    # Mentees whose rematch found nobody: a joiners' run (new mentor places) tries them again.
+    unplaced: tuple[str, ...] = ()
 
     @property
     def busy(self) -> set[str]:
@@ -165,6 +167,7 @@ def evolve(state: CohortState, event: DomainEvent) -> CohortState:
                 mentor_load={**s.mentor_load,
                              event.mentor_id: s.mentor_load.get(event.mentor_id, 0) + 1},
                 launched=s.launched + 1,
+                unplaced=tuple(k for k in s.unplaced if k != event.mentee_id),
             )
             if event.rematch_of is not None:
                 waiting = {k: v for k, v in s.waiting.items()
@@ -190,6 +193,9 @@ def evolve(state: CohortState, event: DomainEvent) -> CohortState:
                 available_at=event.available_at)}
         case ce.RematchNotPossible():
             u["waiting"] = {k: v for k, v in s.waiting.items() if k != event.employee_id}
+            was = s.waiting.get(event.employee_id)
+            if was is not None and was.role is Role.MENTEE:
+                u["unplaced"] = (*s.unplaced, event.employee_id)
         case ce.ParticipantLeft():
             u.update(left={**s.left, event.employee_id: event.left_on},
                      waiting={k: v for k, v in s.waiting.items() if k != event.employee_id})
@@ -233,7 +239,8 @@ def _launched(state: CohortState, events: Sequence[ce.PairingLaunched]) -> Cohor
     return s.model_copy(update={
         "version": s.version + len(events), "phase": CohortPhase.RUNNING,
         "pending_launch": tuple(p for p in s.pending_launch if p.pairing_id not in done),
-        "active": active, "mentor_load": load, "launched": s.launched + len(events)})
+        "active": active, "mentor_load": load, "launched": s.launched + len(events),
+        "unplaced": tuple(k for k in s.unplaced if k not in {e.mentee_id for e in events})})
 
 
 # --- decisions -------------------------------------------------------------------------------
@@ -469,13 +476,16 @@ def _sync_roster(state: CohortState, cmd: cc.SyncRoster) -> list[DomainEvent]:
 
 
 def unpaired_mentees(state: CohortState, members: Mapping[str, str]) -> list[str]:
-    """Mentees on the roster (``members``: employee id -> role) never planned into a pairing,
-    still here and not waiting for a rematch: joiners, and those the first match could not
-    place. A joiners' match run offers them the mentors' remaining places."""
+    """Mentees on the roster (``members``: employee id -> role) without a partner, still here
+    and not waiting for a rematch: joiners, those the first match could not place, and those
+    whose rematch found nobody. A joiners' match run offers them the mentors' remaining
+    places (``exclusions`` keep them from a partner they exited)."""
     roles = {**members, **{k: r.value for k, r in state.joined.items()}}
     busy = state.busy
+    unplaced = set(state.unplaced)
     return sorted(k for k, role in roles.items()
-                  if role == Role.MENTEE.value and state.attempts.get(k, 0) == 0
+                  if role == Role.MENTEE.value
+                  and (state.attempts.get(k, 0) == 0 or k in unplaced)
                   and k not in state.left and k not in busy and k not in state.waiting)
 
 

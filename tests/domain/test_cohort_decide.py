@@ -434,3 +434,13 @@ def test_a_conflict_is_flagged_only_for_a_running_pairing() -> None:
     events = when(s, cc.RecordRosterConflicts(conflicts=(conflict, gone)), WEEK3)
     assert events == [ce.RosterConflictFlagged(**conflict.model_dump())]
     assert given(events, s).active == s.active  # flagged, never ended silently
+
+
+def test_a_mentee_whose_rematch_found_nobody_is_offered_new_places_later() -> None:
+    s = given(when(running(), ended("C1.E1.M1.1"), DAY3), running())
+    s = given(when(s, cc.RecordRematchNotPossible(employee_id="E1", reason="no mentor free")), s)
+    members = {k: "mentee" if k.startswith("E") else "mentor" for k in ROSTER}
+    assert unpaired_mentees(s, members) == ["E1"]
+    s = given([ce.PairingLaunched(pairing_id="C1.E1.M4.2", mentor_id="M4", mentee_id="E1",
+                                  score=0.4, starts_at=WEEK3)], s)
+    assert unpaired_mentees(s, members) == [] and s.unplaced == ()
