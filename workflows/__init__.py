@@ -1,4 +1,5 @@
-"""Temporal workflows: one per pairing, one per cohort. Deterministic code only."""
+"""Temporal workflows: one per pairing, one per cohort, and the scheduled roster sync (feed).
+Deterministic code only."""
 
 from workflows.cohort import CohortWorkflow
 from workflows.pairing import PairingWorkflow
