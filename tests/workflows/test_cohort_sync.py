@@ -366,3 +366,39 @@ async def test_the_cli_shows_then_applies_and_a_joiner_after_the_window_is_not_m
             assert "E4" in [m["employee_id"] for m in output_json(now)["members"]]
         finally:
             get_settings.cache_clear()
+
+
+def test_an_export_is_fetched_from_a_url_or_read_from_a_path(tmp_path: Path) -> None:
+    import functools
+    import http.server
+    import threading
+
+    from sebaya.roster_feed import fetch_export, parse_every
+
+    program = load_program(EXAMPLES / "program.yaml")
+    served = tmp_path / "served"
+    served.mkdir()
+    write(served / "people-week3.csv", roster(program), program)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/people-week3.csv"
+        into = tmp_path / "download"
+        into.mkdir()
+        fetched = fetch_export(url, into)
+        assert fetched.name == "people-week3.csv"
+        assert fetched.read_bytes() == (served / "people-week3.csv").read_bytes()
+        with pytest.raises(Exception, match="404"):
+            fetch_export(url.replace("week3", "week4"), into)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert fetch_export(str(served / "people-week3.csv"), into) == served / "people-week3.csv"
+    with pytest.raises(FileNotFoundError):
+        fetch_export(str(tmp_path / "missing.csv"), into)
+    assert parse_every("daily") == timedelta(days=1) and parse_every("12h") == timedelta(hours=12)
+    for bad in ("1m", "every day", "0d"):
+        with pytest.raises(ValueError):
+            parse_every(bad)
