@@ -213,10 +213,13 @@ async def serve(
         )
         if activities is None:
             from activities import build_activities
+            from sebaya.roster_feed import RosterFeedActivities
 
             activities = build_activities(
                 infra.pool, infra.registry, infra.channel, client=infra.temporal
             )
+            # The scheduled roster sync reads HR exports: entry-point code (intake, operations).
+            activities.append(RosterFeedActivities(infra.pool, infra.temporal).sync_from_source)
         gauges = (
             asyncio.create_task(run_store_gauges(infra.pool, stop), name="store-gauges")
             if runtime is not None else None

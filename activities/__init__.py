@@ -42,5 +42,7 @@ def build_activities(
     if client is not None:
         cohort = CohortActivities(pool, store, client)
         acts += [cohort.run_matching, cohort.score_swaps, cohort.score_pairs,
-                 cohort.find_rematch, cohort.launch_pairings, cohort.end_pairing]
+                 cohort.find_rematch, cohort.launch_pairings, cohort.end_pairing,
+                 cohort.apply_roster, cohort.check_running_pairs, cohort.match_joiners,
+                 cohort.offer_exit]
     return acts

@@ -45,18 +45,7 @@ async def register_cohort(
             "INSERT INTO cohorts (cohort_id, program, people_digest) VALUES ($1, $2::jsonb, $3)",
             cohort_id, program_json, digest,
         )
-        # Contacts: keep an erased person erased even if an old HR export names them again.
-        await conn.executemany(
-            """
-            INSERT INTO participants (employee_id, name, email, timezone)
-            VALUES ($1, $2, $3, $4)
-            ON CONFLICT (employee_id) DO UPDATE
-               SET name = EXCLUDED.name, email = EXCLUDED.email,
-                   timezone = EXCLUDED.timezone, updated_at = now()
-             WHERE participants.erased_at IS NULL
-            """,
-            [(p.employee_id, p.name, p.email, p.timezone) for p in people],
-        )
+        await save_contacts(conn, people)
         await conn.executemany(
             """
             INSERT INTO cohort_members (cohort_id, employee_id, role, department, hire_date,
@@ -67,6 +56,22 @@ async def register_cohort(
               p.model_dump_json()) for p in profiles],
         )
     return digest
+
+
+async def save_contacts(conn: asyncpg.Connection | asyncpg.Pool, people: Sequence[Person]) -> None:
+    """Names, e-mails and time zones from an HR export, into ``participants`` (never into
+    events or workflows). An erased person stays erased even if an old export names them."""
+    await conn.executemany(
+        """
+        INSERT INTO participants (employee_id, name, email, timezone)
+        VALUES ($1, $2, $3, $4)
+        ON CONFLICT (employee_id) DO UPDATE
+           SET name = EXCLUDED.name, email = EXCLUDED.email,
+               timezone = EXCLUDED.timezone, updated_at = now()
+         WHERE participants.erased_at IS NULL
+        """,
+        [(p.employee_id, p.name, p.email, p.timezone) for p in people],
+    )
 
 
 async def load_program(conn: asyncpg.Connection | asyncpg.Pool, cohort_id: str) -> ProgramSpec:

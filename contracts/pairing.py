@@ -26,6 +26,7 @@ class PairingUpdate(StrEnum):
     RESCHEDULE_MEETING = "reschedule_meeting"
     SUBMIT_MIDPOINT_REVIEW = "submit_midpoint_review"
     REQUEST_EXIT = "request_exit"
+    OFFER_EXIT = "offer_exit"
     SUBMIT_FINAL_EVALUATION = "submit_final_evaluation"
 
 

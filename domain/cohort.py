@@ -9,7 +9,7 @@ continue-as-new input even for a 10,000-person cohort (ids and counters only).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 
@@ -24,6 +24,7 @@ from domain.events import DomainEvent, ExitInitiator, ExitReason
 from domain.ids import pairing_id_for
 from domain.people import Role
 from domain.program import Approval, ProgramSpec
+from domain.roster import profile_json
 
 # Pairings begin at this local time on the program's start date.
 PROGRAM_START_TIME = time(9, 0)
@@ -82,6 +83,15 @@ class CohortState(BaseModel):
     exclusions: tuple[PairKey, ...] = ()
     left: dict[str, date] = {}
     match_runs: int = 0
+    # The roster's fingerprint (``domain.roster.people_digest``): the one recorded at the
+    # start, then after each roster sync. A sync must be computed against it.
+    roster_digest: str = ""
+    # People who joined with a roster sync, by role (the start's roster is the workflow input).
+    joined: dict[str, Role] = {}
+    # A joiners' match run waits for approval (manual programs) while the cohort runs.
+    joiner_proposal: bool = False
+    # Mentees whose rematch found nobody: a joiners' run (new mentor places) tries them again.
+    unplaced: tuple[str, ...] = ()
 
     @property
     def busy(self) -> set[str]:
@@ -115,14 +125,19 @@ def evolve(state: CohortState, event: DomainEvent) -> CohortState:
             u.update(cohort_id=event.cohort_id, phase=CohortPhase.MATCHING,
                      starts_at=event.starts_at, ends_at=event.ends_at,
                      rematch_until=event.rematch_until, cool_off_days=event.cool_off_days,
-                     approval=event.approval)
+                     approval=event.approval, roster_digest=event.people_digest)
         case ce.MatchRunRecorded():
             u["match_runs"] = s.match_runs + 1
             if event.kind is ce.MatchRunKind.INITIAL:
                 u.update(proposal_run_id=event.run_id, proposal=event.pairs,
                          phase=CohortPhase.AWAITING_APPROVAL)
+            elif event.kind is ce.MatchRunKind.JOINERS:
+                # Replaces a joiners' proposal still waiting: the new run saw everyone in it.
+                u.update(proposal_run_id=event.run_id, proposal=event.pairs,
+                         joiner_proposal=bool(event.pair_count))
         case ce.MatchRunContinued():
-            if event.run_id == s.proposal_run_id and s.phase is CohortPhase.AWAITING_APPROVAL:
+            if event.run_id == s.proposal_run_id and (
+                    s.phase is CohortPhase.AWAITING_APPROVAL or s.joiner_proposal):
                 u["proposal"] = (*s.proposal, *event.pairs)
         case ce.ProposalAdjusted():
             before = {_key(p) for p in event.pairs_before}
@@ -137,8 +152,11 @@ def evolve(state: CohortState, event: DomainEvent) -> CohortState:
                     pairing_id=pairing_id_for(s.cohort_id, pair.mentor, pair.mentee, attempt),
                     mentor_id=pair.mentor, mentee_id=pair.mentee, score=pair.score,
                     run_id=event.run_id))
-            u.update(phase=CohortPhase.SCHEDULED, pending_launch=tuple(specs),
-                     attempts=attempts, proposal=())
+            # A joiners' approval comes while the cohort runs (and may come before the
+            # program's start, with the first launch still pending): add to what waits.
+            u.update(phase=s.phase if s.phase is CohortPhase.RUNNING else CohortPhase.SCHEDULED,
+                     pending_launch=(*s.pending_launch, *specs), attempts=attempts,
+                     proposal=(), joiner_proposal=False)
         case ce.PairingLaunched():
             u.update(
                 phase=CohortPhase.RUNNING,
@@ -149,6 +167,7 @@ def evolve(state: CohortState, event: DomainEvent) -> CohortState:
                 mentor_load={**s.mentor_load,
                              event.mentor_id: s.mentor_load.get(event.mentor_id, 0) + 1},
                 launched=s.launched + 1,
+                unplaced=tuple(k for k in s.unplaced if k != event.mentee_id),
             )
             if event.rematch_of is not None:
                 waiting = {k: v for k, v in s.waiting.items()
@@ -174,9 +193,19 @@ def evolve(state: CohortState, event: DomainEvent) -> CohortState:
                 available_at=event.available_at)}
         case ce.RematchNotPossible():
             u["waiting"] = {k: v for k, v in s.waiting.items() if k != event.employee_id}
+            was = s.waiting.get(event.employee_id)
+            if was is not None and was.role is Role.MENTEE:
+                u["unplaced"] = (*s.unplaced, event.employee_id)
         case ce.ParticipantLeft():
             u.update(left={**s.left, event.employee_id: event.left_on},
                      waiting={k: v for k, v in s.waiting.items() if k != event.employee_id})
+        case ce.RosterSynced():
+            joined = dict(s.joined)
+            for profile in event.joiners:
+                joined[profile["employee_id"]] = Role(profile["role"])
+            u.update(roster_digest=event.roster_digest_after, joined=joined)
+        case ce.RosterConflictFlagged():
+            pass  # a fact for coordinators and auditors; the pair runs on until it exits
         case ce.CohortCompleted():
             u["phase"] = CohortPhase.COMPLETED
         case _:
@@ -210,7 +239,8 @@ def _launched(state: CohortState, events: Sequence[ce.PairingLaunched]) -> Cohor
     return s.model_copy(update={
         "version": s.version + len(events), "phase": CohortPhase.RUNNING,
         "pending_launch": tuple(p for p in s.pending_launch if p.pairing_id not in done),
-        "active": active, "mentor_load": load, "launched": s.launched + len(events)})
+        "active": active, "mentor_load": load, "launched": s.launched + len(events),
+        "unplaced": tuple(k for k in s.unplaced if k not in {e.mentee_id for e in events})})
 
 
 # --- decisions -------------------------------------------------------------------------------
@@ -233,6 +263,11 @@ def decide(state: CohortState, command: cc.CohortCommand, now: datetime) -> list
                                           reason=command.reason)]
         case cc.RecordParticipantLeft():
             return _participant_left(state, command)
+        case cc.SyncRoster():
+            return _sync_roster(state, command)
+        case cc.RecordRosterConflicts():
+            return [ce.RosterConflictFlagged(**c.model_dump()) for c in command.conflicts
+                    if c.pairing_id in state.active]
         case cc.CloseRematchWindow():
             return _close_rematch_window(state, now)
         case cc.CompleteCohort():
@@ -292,7 +327,8 @@ def assuming_swaps_allowed(state: CohortState, cmd: cc.ApproveProposal) -> cc.Ap
 
 def _approve(state: CohortState, cmd: cc.ApproveProposal) -> list[DomainEvent]:
     """Drops and swaps, then the approval."""
-    if state.phase is not CohortPhase.AWAITING_APPROVAL or state.proposal_run_id is None:
+    awaits = state.phase is CohortPhase.AWAITING_APPROVAL or state.joiner_proposal
+    if not awaits or state.proposal_run_id is None:
         raise errors.NothingAwaitsApproval(
             f"nothing awaits approval (cohort is {state.phase.value})")
     by_key = {_key(p): p for p in state.proposal}
@@ -400,6 +436,57 @@ def _participant_left(state: CohortState, cmd: cc.RecordParticipantLeft) -> list
                                       field="employee_id")
     return [ce.ParticipantLeft(employee_id=cmd.employee_id, left_on=cmd.left_on,
                                recorded_by=cmd.recorded_by)]
+
+
+def _sync_roster(state: CohortState, cmd: cc.SyncRoster) -> list[DomainEvent]:
+    """The roster change and, for each leaver, their departure (counted in retention). An
+    empty difference records nothing, so syncing the same export twice is a no-op."""
+    if state.phase not in (CohortPhase.SCHEDULED, CohortPhase.RUNNING):
+        raise errors.CohortNotRunning(
+            f"a roster sync needs an approved, running cohort (cohort is {state.phase.value})")
+    diff = cmd.diff
+    if diff.problems:
+        raise errors.RosterChangeRefused("; ".join(diff.problems), field="people")
+    if diff.is_empty:
+        return []
+    if cmd.base_digest != state.roster_digest:
+        raise errors.RosterChangedSinceRead(
+            f"the roster of cohort {state.cohort_id} changed since the export was compared "
+            "with it; run the sync again")
+    if cmd.roster is None or cmd.synced_on is None:
+        raise ValueError("a roster sync needs the cohort's roster and its date")
+    for joiner in diff.joiners:
+        if joiner.employee_id in cmd.roster:
+            raise errors.RosterChangeRefused(
+                f"{joiner.employee_id} joins but is already on the roster", field="people")
+    for employee_id in (*diff.leavers, *(m.employee_id for m in diff.changed)):
+        if employee_id not in cmd.roster:
+            raise errors.NotACohortMember(
+                f"{employee_id} is not in cohort {state.cohort_id}", field="people")
+        if employee_id in state.left:
+            raise errors.AlreadyLeft(f"{employee_id} is already recorded as having left")
+    events: list[DomainEvent] = [ce.RosterSynced(
+        source=cmd.source, source_digest=cmd.source_digest, synced_by=cmd.synced_by,
+        synced_on=cmd.synced_on, joiners=tuple(profile_json(p) for p in diff.joiners),
+        leavers=diff.leavers, changed=diff.changed, roster_digest_before=cmd.base_digest,
+        roster_digest_after=cmd.digest_after)]
+    events += [ce.ParticipantLeft(employee_id=e, left_on=cmd.synced_on,
+                                  recorded_by=cmd.synced_by) for e in diff.leavers]
+    return events
+
+
+def unpaired_mentees(state: CohortState, members: Mapping[str, str]) -> list[str]:
+    """Mentees on the roster (``members``: employee id -> role) without a partner, still here
+    and not waiting for a rematch: joiners, those the first match could not place, and those
+    whose rematch found nobody. A joiners' match run offers them the mentors' remaining
+    places (``exclusions`` keep them from a partner they exited)."""
+    roles = {**members, **{k: r.value for k, r in state.joined.items()}}
+    busy = state.busy
+    unplaced = set(state.unplaced)
+    return sorted(k for k, role in roles.items()
+                  if role == Role.MENTEE.value
+                  and (state.attempts.get(k, 0) == 0 or k in unplaced)
+                  and k not in state.left and k not in busy and k not in state.waiting)
 
 
 def _close_rematch_window(state: CohortState, now: datetime) -> list[DomainEvent]:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from domain import cohort_events as ce
 from domain.events import ExitInitiator, ExitReason
 from domain.program import ProgramSpec
+from domain.roster import RosterDiff
 
 
 class PairKey(NamedTuple):
@@ -104,6 +105,42 @@ class RecordParticipantLeft(Command):
     roster: frozenset[str] | None = Field(default=None, exclude=True)
 
 
+class SyncRoster(Command):
+    """Apply a fresh HR export's difference to the roster (``sebaya cohort sync --apply``).
+
+    ``base_digest`` is the roster digest the diff was computed against and ``digest_after``
+    the digest once it is applied: a sync computed against a roster that has since changed is
+    refused rather than applied twice or on top of something it did not see."""
+
+    source: str = Field(min_length=1)
+    source_digest: str = Field(min_length=1)
+    synced_by: str = Field(min_length=1)
+    # The leavers' last day as recorded; default: the day of the sync in the program's zone.
+    synced_on: date | None = None
+    base_digest: str = Field(min_length=1)
+    digest_after: str = Field(min_length=1)
+    diff: RosterDiff
+    # Everyone on the cohort's roster, added by the workflow (like ``swap_scores``).
+    roster: frozenset[str] | None = Field(default=None, exclude=True)
+
+
+class RosterConflict(BaseModel):
+    """A running pair a roster change made break a hard constraint (found by the matcher)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pairing_id: str
+    mentor_id: str
+    mentee_id: str
+    changed_employee_id: str
+    constraint: str
+    reason: str
+
+
+class RecordRosterConflicts(Command):
+    conflicts: tuple[RosterConflict, ...]
+
+
 class CloseRematchWindow(Command):
     """Whoever still waits once the rematch window has closed will not be rematched."""
 
@@ -119,6 +156,8 @@ CohortCommand = (
     | RecordPairingEnded
     | RecordRematchNotPossible
     | RecordParticipantLeft
+    | SyncRoster
+    | RecordRosterConflicts
     | CloseRematchWindow
     | CompleteCohort
 )

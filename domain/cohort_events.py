@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from domain.events import DomainEvent, ExitInitiator, ExitReason
 from domain.people import Role
 from domain.program import Approval
+from domain.roster import MemberChange
 
 # The enums below are string enums: stored events keep the plain strings they always had.
 
@@ -23,6 +24,9 @@ from domain.program import Approval
 class MatchRunKind(StrEnum):
     INITIAL = "initial"
     REMATCH = "rematch"
+    # Mid-program: people who joined with a roster sync (and mentees never paired yet) matched
+    # against the mentors' remaining places; existing pairs are never disturbed.
+    JOINERS = "joiners"
 
 
 class AdjustmentAction(StrEnum):
@@ -169,6 +173,40 @@ class ParticipantLeft(DomainEvent):
     recorded_by: str
 
 
+class RosterSynced(DomainEvent):
+    """A fresh HR export was applied to the roster: who joined (their full matching profile,
+    canonical JSON), who left, and every changed field with its value before and after, so the
+    roster as of any moment is the current one rolled back (``domain.roster.roll_back``).
+    Leavers are also recorded one by one as ``ParticipantLeft`` right after this event."""
+
+    event_type: ClassVar[str] = "RosterSynced"
+
+    source: str
+    source_digest: str
+    synced_by: str
+    synced_on: date
+    joiners: tuple[dict[str, Any], ...] = ()
+    leavers: tuple[str, ...] = ()
+    changed: tuple[MemberChange, ...] = ()
+    roster_digest_before: str
+    roster_digest_after: str
+
+
+class RosterConflictFlagged(DomainEvent):
+    """A roster change makes a running pair break a hard matching constraint (for example the
+    mentor entered the mentee's reporting chain). Nothing ends: the coordinators are told and
+    the pair is offered a no-fault exit (and, after it, a rematch)."""
+
+    event_type: ClassVar[str] = "RosterConflictFlagged"
+
+    pairing_id: str
+    mentor_id: str
+    mentee_id: str
+    changed_employee_id: str
+    constraint: str
+    reason: str
+
+
 class CohortCompleted(DomainEvent):
     event_type: ClassVar[str] = "CohortCompleted"
 
@@ -190,4 +228,6 @@ COHORT_EVENTS: tuple[type[DomainEvent], ...] = (
     RematchNotPossible,
     ParticipantLeft,
     CohortCompleted,
+    RosterSynced,
+    RosterConflictFlagged,
 )

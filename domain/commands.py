@@ -84,6 +84,12 @@ class RequestExit(Command):
     leaving_employee_id: str | None = None
 
 
+class OfferExit(Command):
+    """Operations (or the cohort, after a roster change) offer both sides a no-fault exit."""
+
+    because: Literal["roster_change"] = "roster_change"
+
+
 class SubmitFinalEvaluation(Command):
     goal_attainment: dict[str, int] = Field(default_factory=dict)
     relationship_rating: int = Field(ge=1, le=5)
@@ -103,6 +109,7 @@ PairingCommand = (
     | RescheduleMeeting
     | SubmitMidpointReview
     | RequestExit
+    | OfferExit
     | SubmitFinalEvaluation
     | AdvanceClock
 )

@@ -111,3 +111,16 @@ class AlreadyLeft(NotAllowedNow):
     """The person's departure is already recorded."""
 
     code = "already_left"
+
+
+class RosterChangeRefused(InvalidCommand):
+    """An HR export changes something a sync may not decide on its own (a role change, a
+    departed member who reappears); nothing of it is applied."""
+
+    code = "roster_change_refused"
+
+
+class RosterChangedSinceRead(NotAllowedNow):
+    """The roster changed between reading the export and applying it: compare again."""
+
+    code = "roster_changed_since_read"

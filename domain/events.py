@@ -178,12 +178,14 @@ class MidpointReviewClosed(DomainEvent):
 
 
 class ExitOffered(DomainEvent):
-    """A side said at the mid-point it does not want to continue: offer a no-fault exit."""
+    """A no-fault exit is offered: a side said at the mid-point it does not want to continue,
+    or a roster change made the pair break a hard matching constraint (then both sides)."""
 
     event_type: ClassVar[str] = "ExitOffered"
 
     offered_to: tuple[Side, ...]
-    because: Literal["midpoint_review"] = "midpoint_review"
+    # Widened with "roster_change": old payloads still validate, so no new schema version.
+    because: Literal["midpoint_review", "roster_change"] = "midpoint_review"
 
 
 class PairingExited(DomainEvent):

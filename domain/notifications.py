@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from domain import cohort_events as ce
 from domain import events as e
 from domain.events import Side
 from domain.pairing import PairingState
@@ -70,3 +71,13 @@ def notifications_for(state: PairingState, event: e.DomainEvent) -> list[Notific
         case e.PairingCompleted():
             return [to(side, "pairing_completed") for side in both]
     return []
+
+
+def roster_conflict_flagged(cohort_id: str, event: ce.RosterConflictFlagged) -> Notification:
+    """Tell the coordinators that a roster change made a running pair break a hard constraint
+    (the pair itself is offered a no-fault exit through its own ``ExitOffered``)."""
+    return Notification(
+        recipient=f"coordinator:{cohort_id}", template="roster_change_flagged",
+        data={"pairing_id": event.pairing_id, "employee_id": event.changed_employee_id,
+              "mentor_id": event.mentor_id, "mentee_id": event.mentee_id,
+              "constraint": event.constraint, "reason": event.reason})

@@ -286,6 +286,10 @@ def decide(state: PairingState, command: c.PairingCommand, now: datetime) -> lis
             return _midpoint_review(state, command)
         case c.RequestExit():
             return _exit(state, command, now)
+        case c.OfferExit():
+            if command.actor.kind == "employee":
+                raise errors.NotAllowedNow("only operations offer a pair a no-fault exit")
+            return [e.ExitOffered(offered_to=(Side.MENTOR, Side.MENTEE), because=command.because)]
         case c.SubmitFinalEvaluation():
             return _final_evaluation(state, command, now)
     raise errors.InvalidCommand(f"unknown command {type(command).__name__}")

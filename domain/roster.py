@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from domain.people import MatchProfile
+from domain.people import MatchProfile, Role
 
 # What a sync compares, in the order it reports changes. ``employee_id`` is the identity.
 COMPARED_FIELDS: tuple[str, ...] = (
@@ -34,12 +34,13 @@ def people_digest(profiles: Iterable[MatchProfile]) -> str:
     fingerprint (recorded when a cohort starts, and in every sync)."""
     # Sets sorted (see _json): pydantic dumps a frozenset in iteration order, which differs
     # between processes, and a digest that did so could not recognise the same roster twice.
-    rows = sorted((_json(p) for p in profiles), key=lambda r: r["employee_id"])
+    rows = sorted((profile_json(p) for p in profiles), key=lambda r: r["employee_id"])
     canonical = json.dumps(rows, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _json(profile: MatchProfile) -> dict[str, Any]:
+def profile_json(profile: MatchProfile) -> dict[str, Any]:
+    """A profile as canonical JSON (sets sorted): how a joiner is recorded in an event."""
     document = profile.model_dump(mode="json")
     # Sets dump in iteration order: sort them so equal rosters compare (and hash) equal.
     for name in ("skills_offered", "skills_wanted", "do_not_pair_with"):
@@ -76,6 +77,15 @@ class RosterDiff(BaseModel):
     leavers: tuple[str, ...] = ()
     changed: tuple[MemberChange, ...] = ()
     problems: tuple[str, ...] = ()
+    # Members recorded as having left who are still in the export: ignored, shown to ops.
+    departed_but_listed: tuple[str, ...] = ()
+
+    @property
+    def mentor_capacity_added(self) -> bool:
+        """Whether the diff brings new mentor places (a mentor joins or raises capacity)."""
+        return any(j.role is Role.MENTOR for j in self.joiners) or any(
+            c.field == "capacity" and c.after > c.before
+            for m in self.changed for c in m.changes)
 
     @property
     def is_empty(self) -> bool:
@@ -94,16 +104,24 @@ class RosterDiff(BaseModel):
         return ", ".join(parts)
 
 
-def diff_roster(current: Sequence[MatchProfile], incoming: Sequence[MatchProfile]) -> RosterDiff:
-    """How ``incoming`` (a fresh export) differs from ``current`` (the cohort's roster)."""
+def diff_roster(current: Sequence[MatchProfile], incoming: Sequence[MatchProfile],
+                departed: Collection[str] = ()) -> RosterDiff:
+    """How ``incoming`` (a fresh export) differs from ``current`` (the cohort's roster).
+
+    ``departed`` are members already recorded as having left: they stay on the roster (they
+    count in retention) but a sync neither leaves them again nor follows their later changes;
+    one still (or again) in the export is listed in ``departed_but_listed`` and otherwise
+    ignored: HR exports often lag a departure recorded by hand, and a returning employee joins
+    a new cohort rather than resuming a pairing that ended."""
+    gone = set(departed)
     before = {p.employee_id: p for p in current}
     after = {p.employee_id: p for p in incoming}
     joiners = tuple(after[i] for i in sorted(after.keys() - before.keys()))
-    leavers = tuple(sorted(before.keys() - after.keys()))
+    leavers = tuple(sorted(before.keys() - after.keys() - gone))
     changed: list[MemberChange] = []
     problems: list[str] = []
-    for employee_id in sorted(before.keys() & after.keys()):
-        old, new = _json(before[employee_id]), _json(after[employee_id])
+    for employee_id in sorted(before.keys() & after.keys() - gone):
+        old, new = profile_json(before[employee_id]), profile_json(after[employee_id])
         changes = tuple(FieldChange(field=name, before=old[name], after=new[name])
                         for name in COMPARED_FIELDS if old[name] != new[name])
         if not changes:
@@ -112,11 +130,12 @@ def diff_roster(current: Sequence[MatchProfile], incoming: Sequence[MatchProfile
         if refused:
             problems.append(
                 f"{employee_id}: {', '.join(refused)} changed from {old['role']} to "
-                f"{new['role']}; end their participation (participant-left) and add them again "
-                "in the new role")
+                f"{new['role']}; end their participation (participant-left) and enrol them in a "
+                "later cohort in the new role")
         changed.append(MemberChange(employee_id=employee_id, changes=changes))
     return RosterDiff(joiners=joiners, leavers=leavers, changed=tuple(changed),
-                      problems=tuple(problems))
+                      problems=tuple(problems),
+                      departed_but_listed=tuple(sorted(after.keys() & gone)))
 
 
 def apply_diff(current: Sequence[MatchProfile], diff: RosterDiff) -> list[MatchProfile]:

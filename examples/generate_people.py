@@ -2,6 +2,9 @@
 
     python examples/generate_people.py                          # the sample: examples/people.csv
     python examples/generate_people.py --mentees 5000 --mentors 2500 --capacity 2 --out big.csv
+    # The week-3 HR export of the demo: the sample plus new hires (and a new volunteer mentor)
+    python examples/generate_people.py --base examples/people.csv --new-hires 4 \
+        --new-mentors 1 --hired-by 2027-01-29 --out examples/people-week3.csv
 
 The organisation is made per department (Engineering, Sales, Finance, HR, Operations,
 Marketing): a head with no manager, managers and leads below, juniors at the bottom, so
@@ -298,6 +301,59 @@ def generate_people(
     return sorted(people, key=lambda p: p.employee_id)
 
 
+def add_new_hires(
+    program: ProgramSpec,
+    people: Sequence[Person],
+    *,
+    mentees: int,
+    mentors: int = 0,
+    hired_by: date,
+    seed: int = 2063,
+) -> list[Person]:
+    """``people`` plus ``mentees`` new hires (hired in the ten days up to ``hired_by``) and
+    ``mentors`` long-serving volunteers who sign up mid-program: the next HR export of a
+    running cohort. New people get the next free ids and a manager at level 4 or above in
+    their department, so reporting chains stay as realistic as the original file's."""
+    rng = random.Random(f"{seed}:new-hires:{hired_by.isoformat()}")
+    width = max(4, len(max((p.employee_id for p in people), key=len)) - 1)
+    next_no = max(int(p.employee_id[1:]) for p in people if p.employee_id[1:].isdigit()) + 1
+    used_emails = {p.email for p in people}
+    added: list[Person] = []
+    for k in range(mentees + mentors):
+        role = Role.MENTEE if k < mentees else Role.MENTOR
+        dept = _pick(rng, DEPARTMENTS)
+        level = _pick(rng, MENTEE_LEVELS if role is Role.MENTEE else MENTOR_LEVELS)
+        staff = [p for p in people if p.department == dept]
+        # The nearest lead above them, else the department's most senior person.
+        leads = (sorted((p for p in staff if p.level >= max(4, level + 1)),
+                        key=lambda p: (p.level, p.employee_id))
+                 or sorted(staff, key=lambda p: (-p.level, p.employee_id)))
+        hired = (hired_by - timedelta(days=rng.randint(0, 9)) if role is Role.MENTEE
+                 else hired_by - timedelta(days=rng.randint(365 + 200 * level,
+                                                             365 * (2 + 2 * level))))
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        local = f"{first}.{last}".lower()
+        email, n = f"{local}@example.co.id", 2
+        while email in used_emails:
+            email, n = f"{local}{n}@example.co.id", n + 1
+        used_emails.add(email)
+        own = DEPARTMENT_SKILLS[dept]
+        if role is Role.MENTOR:
+            offered = set(rng.sample(own, 3)) | set(rng.sample(COMMON_SKILLS, 1))
+            wanted: set[str] = set()
+        else:
+            offered = set()
+            wanted = set(rng.sample(own, 2)) | set(rng.sample(COMMON_SKILLS, 1))
+        added.append(Person(
+            employee_id=f"E{next_no + k:0{width}d}", name=f"{first} {last}", email=email,
+            role=role, level=level, department=dept,
+            manager_id=leads[0].employee_id if leads else None, hire_date=hired,
+            timezone=_pick(rng, ZONES), capacity=2 if role is Role.MENTOR else 0,
+            skills_offered=frozenset(offered), skills_wanted=frozenset(wanted),
+            answers=_answers(rng, program, role, recent=role is Role.MENTEE)))
+    return sorted([*people, *added], key=lambda p: p.employee_id)
+
+
 def write_csv(people: Sequence[Person], program: ProgramSpec, out: TextIO) -> None:
     """people.csv as docs/inputs.md describes it (comma-separated, ';' inside list cells)."""
     questions = program.questionnaire.questions
@@ -343,16 +399,30 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--capacity", type=int, default=None, help="same capacity for all")
     parser.add_argument("--do-not-pair-share", type=float, default=0.06)
     parser.add_argument("--out", type=Path, default=None, help="default: standard output")
+    parser.add_argument("--base", type=Path, default=None,
+                        help="an existing people.csv to add new hires to (a later export)")
+    parser.add_argument("--new-hires", type=int, default=4)
+    parser.add_argument("--new-mentors", type=int, default=0)
+    parser.add_argument("--hired-by", type=date.fromisoformat, default=None,
+                        help="new hires' latest hire date (default: 2 weeks after the start)")
     args = parser.parse_args(argv)
     program = load_program(args.program)
-    people = generate_people(
-        program,
-        mentors=args.mentors,
-        mentees=args.mentees,
-        seed=args.seed,
-        capacity=args.capacity,
-        do_not_pair_share=args.do_not_pair_share,
-    )
+    if args.base is not None:
+        from intake import load_people
+
+        people = add_new_hires(
+            program, load_people(args.base, program), mentees=args.new_hires,
+            mentors=args.new_mentors, seed=args.seed,
+            hired_by=args.hired_by or program.start_date + timedelta(days=14))
+    else:
+        people = generate_people(
+            program,
+            mentors=args.mentors,
+            mentees=args.mentees,
+            seed=args.seed,
+            capacity=args.capacity,
+            do_not_pair_share=args.do_not_pair_share,
+        )
     if args.out is None:
         write_csv(people, program, sys.stdout)
     else:

@@ -249,6 +249,10 @@ def apply_cohort_event(
         case ce.CohortCompleted():
             cohort.completed_at = event.completed_at
             cohort.advance_phase("completed")
+        case ce.RosterSynced() | ce.RosterConflictFlagged():
+            # Roster syncs (docs/roster-sync.md): the roster lives in cohort_members and the
+            # departures arrive as ParticipantLeft; nothing else to project yet.
+            pass
         case ce.MatchRunContinued() | ce.PairingEnded():
             # The pairs of a run live in the stream (audit history reads them); how a pairing
             # ended is projected from the pairing's own stream.

@@ -9,8 +9,8 @@ import asyncio
 import hashlib
 import re
 import uuid
-from collections.abc import Sequence
-from datetime import date
+from collections.abc import Collection, Sequence
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +18,16 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict
 from temporalio.client import Client, WorkflowHandle
 
-from adapters.roster import load_profiles, load_program, register_cohort
+from adapters.roster import load_profiles, load_program, register_cohort, save_contacts
+from domain import cohort_events as ce
 from domain.cohort import CohortState
-from domain.cohort_commands import ApproveProposal, RecordParticipantLeft
-from domain.ids import cohort_workflow_id
-from domain.people import Person, Role
+from domain.cohort_commands import ApproveProposal, RecordParticipantLeft, SyncRoster
+from domain.ids import cohort_stream, cohort_workflow_id
+from domain.people import MatchProfile, Person, Role, to_profiles
 from domain.program import ProgramSpec
-from domain.roster import RosterDiff
-from workflows.cohort import CohortInput, CohortWorkflow
+from domain.roster import RosterDiff, apply_diff, diff_roster, people_digest, roll_back
+from eventstore import EventStore
+from workflows.cohort import CohortInput, CohortWorkflow, RosterSyncResult
 
 COHORT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 
@@ -111,16 +113,25 @@ class RosterSyncPlan(BaseModel):
     source: str
     source_digest: str
     diff: RosterDiff
+    # The roster's digest the diff was computed against, and after applying it.
+    base_digest: str
+    digest_after: str
 
 
-async def plan_roster_sync(pool: asyncpg.Pool, cohort_id: str, people_path: Path) -> RosterSyncPlan:
+async def plan_roster_sync(pool: asyncpg.Pool, cohort_id: str, people_path: Path, *,
+                           departed: Collection[str] = ()) -> RosterSyncPlan:
     """Read a fresh HR export for ``cohort_id`` and compare it with the cohort's roster.
 
     The file is validated against the cohort's own program (as at the start); any problem
     raises ``IntakeError`` naming file, line and column, and nothing is compared.
+    ``departed``: members already recorded as having left (the cohort's ``state.left``).
     """
-    from domain.people import to_profiles
-    from domain.roster import diff_roster
+    plan, _ = await _read_and_compare(pool, cohort_id, people_path, departed)
+    return plan
+
+
+async def _read_and_compare(pool: asyncpg.Pool, cohort_id: str, people_path: Path,
+                            departed: Collection[str]) -> tuple[RosterSyncPlan, list[Person]]:
     from intake import load_people
 
     def read_export(program: ProgramSpec) -> tuple[list[Person], str]:
@@ -130,5 +141,81 @@ async def plan_roster_sync(pool: asyncpg.Pool, cohort_id: str, people_path: Path
     program = await load_program(pool, cohort_id)
     people, digest = await asyncio.to_thread(read_export, program)
     current = await load_profiles(pool, cohort_id)
-    return RosterSyncPlan(cohort_id=cohort_id, source=people_path.name, source_digest=digest,
-                          diff=diff_roster(current, to_profiles(people)))
+    diff = diff_roster(current, to_profiles(people), departed)
+    plan = RosterSyncPlan(cohort_id=cohort_id, source=people_path.name, source_digest=digest,
+                          diff=diff, base_digest=people_digest(current),
+                          digest_after=people_digest(apply_diff(current, diff)))
+    return plan, people
+
+
+async def sync_roster(pool: asyncpg.Pool, client: Client, cohort_id: str, people_path: Path, *,
+                      synced_by: str, apply: bool, today: date | None = None,
+                      source: str | None = None,
+                      ) -> tuple[RosterSyncPlan, RosterSyncResult | None]:
+    """Compare an HR export with the running cohort and, with ``apply``, record it.
+
+    Joiners' contacts go to ``participants`` first (names and e-mails never travel through
+    the workflow); the cohort then records the change and acts on it (see
+    ``CohortWorkflow.sync_roster``). An export that changes nothing records nothing."""
+    state = await cohort_state(client, cohort_id)
+    plan, people = await _read_and_compare(pool, cohort_id, people_path, state.left)
+    if source is not None:  # where the file came from (a URL), not the download's name
+        plan = plan.model_copy(update={"source": source})
+    if not apply or plan.diff.is_empty or plan.diff.problems:
+        return plan, None
+    await save_contacts(pool, [p for p in people if p.employee_id not in state.left])
+    result = await cohort_handle(client, cohort_id).execute_update(
+        CohortWorkflow.sync_roster,
+        SyncRoster(source=plan.source, source_digest=plan.source_digest, synced_by=synced_by,
+                   synced_on=today, base_digest=plan.base_digest,
+                   digest_after=plan.digest_after, diff=plan.diff),
+        id=f"sync-{cohort_id}-{plan.base_digest[:16]}-{plan.source_digest[:16]}",
+    )
+    return plan, result
+
+
+class RosterAsOf(BaseModel):
+    """The roster of a cohort as it was at a moment, rebuilt from the cohort's stream."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cohort_id: str
+    as_of: datetime
+    digest: str
+    members: list[MatchProfile]
+    left: list[str]
+    syncs_after: int
+
+
+async def roster_as_of(pool: asyncpg.Pool, store: EventStore, cohort_id: str,
+                       as_of: datetime | None = None) -> RosterAsOf:
+    """The roster at ``as_of`` (default: as it stands): today's roster with every later
+    ``RosterSynced`` rolled back. Times are the cohort's domain times (``occurred_at``).
+
+    Rolling all of them back must give the digest recorded in ``CohortStarted``; a roster
+    that does not is reported as an error rather than shown (the table was changed outside
+    the cohort's stream)."""
+    records = await store.read_stream(cohort_stream(cohort_id))
+    if not records:
+        raise LookupError(f"no cohort {cohort_id!r}")
+    current = await load_profiles(pool, cohort_id)
+    synced = [(r.metadata.occurred_at, ce.RosterSynced.model_validate(r.payload))
+              for r in records if r.type == ce.RosterSynced.event_type]
+    started = ce.CohortStarted.model_validate(records[0].payload)
+    at_start = roll_back(current, [_diff_of(e) for _, e in synced])
+    if people_digest(at_start) != started.people_digest:
+        raise ValueError(f"cohort {cohort_id}: the roster rolled back to the start does not "
+                         "match the digest recorded when it started")
+    moment = as_of or records[-1].metadata.occurred_at
+    later = [e for at, e in synced if at > moment]
+    members = roll_back(current, [_diff_of(e) for e in later])
+    left = sorted(r.payload["employee_id"] for r in records
+                  if r.type == ce.ParticipantLeft.event_type
+                  and r.metadata.occurred_at <= moment)
+    return RosterAsOf(cohort_id=cohort_id, as_of=moment, digest=people_digest(members),
+                      members=members, left=left, syncs_after=len(later))
+
+
+def _diff_of(event: ce.RosterSynced) -> RosterDiff:
+    return RosterDiff(joiners=tuple(MatchProfile.model_validate(j) for j in event.joiners),
+                      leavers=event.leavers, changed=event.changed)

@@ -7,8 +7,9 @@ moment a participant acts, then acts through the same updates a person's app wou
 
 Behaviour is drawn from a seeded RNG per pairing, plus a few scripted stories so that every
 part of the product shows: a late goal setter, a pair that stops meeting (nudge, then
-escalation), an early no-fault exit and a mid-point "don't continue" (both rematched), and an
-employee who leaves the company.
+escalation), an early no-fault exit and a mid-point "don't continue" (both rematched), an
+employee who leaves the company, and (with ``week3_export``) new hires who arrive with the HR
+export of week 3 and are matched on the mentors' remaining places.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -36,7 +38,7 @@ from domain import events as e
 from domain.cohort import CohortPhase, CohortState
 from domain.ids import pairing_workflow_id
 from domain.pairing import PairingState, Phase
-from sebaya.operations import cohort_handle, participant_left
+from sebaya.operations import cohort_handle, participant_left, sync_roster
 from workflows.cohort import CohortResult, CohortWorkflow
 from workflows.pairing import PairingWorkflow
 
@@ -92,6 +94,7 @@ class CohortSimulation:
         seed: int = 7,
         say: Callable[[str], None] = print,
         pool: asyncpg.Pool | None = None,
+        week3_export: Path | None = None,
     ) -> None:
         self._client = client
         self._skipper = skipper
@@ -99,6 +102,8 @@ class CohortSimulation:
         self._seed = seed
         self._say = say
         self._pool = pool
+        # The HR export of week 3 (new hires): applied with ``cohort sync --apply``'s function.
+        self._week3_export = week3_export
         self._running: dict[str, asyncio.Task[None]] = {}
         self._scripted: dict[str, str] = {}
         self.log = SimulationLog()
@@ -155,6 +160,10 @@ class CohortSimulation:
                         self._run_pairing(pairing_id), name=pairing_id)
             if state.phase is CohortPhase.COMPLETED:
                 break
+            if self._week3_export is not None and clock >= starts_at + timedelta(weeks=3):
+                await self._week3_sync(self._week3_export)
+                self._week3_export = None
+                continue  # start the joiners' pairings before the week moves on
             if not departure_done and clock >= starts_at + timedelta(weeks=8):
                 departure_done = await self._departure(state, clock)
             # Open the next week to the pairings, wait until all of them have lived it,
@@ -248,6 +257,19 @@ class CohortSimulation:
                                        "hr-sync")
         self._say(f"HR: {mentee} left the company on {left_on}; ended {', '.join(ended)}")
         return True
+
+    async def _week3_sync(self, export: Path) -> None:
+        if self._pool is None:
+            raise ValueError("a roster sync needs the database pool")
+        plan, result = await sync_roster(self._pool, self._client, self._cohort_id, export,
+                                         synced_by="hr-sync", apply=True)
+        self._say(f"HR export {plan.source} in week 3: {plan.diff.summary()}")
+        if result is not None:
+            for pair in result.proposed:
+                self._say(f"  new hire {pair.mentee} matched with {pair.mentor} "
+                          f"(score {pair.score:.2f})")
+            for flag in result.flagged:
+                self._say(f"  flagged {flag.pairing_id}: {flag.reason}")
 
     # --- one pairing -------------------------------------------------------------------------
 

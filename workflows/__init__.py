@@ -1,6 +1,8 @@
-"""Temporal workflows: one per pairing, one per cohort. Deterministic code only."""
+"""Temporal workflows: one per pairing, one per cohort, and the scheduled roster sync (feed).
+Deterministic code only."""
 
 from workflows.cohort import CohortWorkflow
 from workflows.pairing import PairingWorkflow
+from workflows.roster_feed import RosterFeedWorkflow
 
-ALL_WORKFLOWS: list[type] = [PairingWorkflow, CohortWorkflow]
+ALL_WORKFLOWS: list[type] = [PairingWorkflow, CohortWorkflow, RosterFeedWorkflow]

@@ -20,14 +20,20 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.cohort import (
+        ApplyRosterInput,
+        CheckPairsInput,
         CohortActivities,
         EndPairingInput,
+        JoinersInput,
         LaunchInput,
+        OfferExitInput,
         RematchInput,
+        RunningPair,
         ScorePairsInput,
         StreamPosition,
     )
     from activities.envelope import envelopes
+    from activities.notify import Delivery, NotificationActivities, SendNotificationsInput
     from activities.store import (
         AppendEventsInput,
         ReadEventsInput,
@@ -39,7 +45,8 @@ with workflow.unsafe.imports_passed_through():
     from domain import cohort_events as ce
     from domain import errors
     from domain.events import EVENTS_BY_TYPE, DomainEvent
-    from domain.ids import cohort_stream
+    from domain.ids import cohort_stream, event_id_for
+    from domain.notifications import roster_conflict_flagged
     from domain.people import Role
     from domain.program import Approval, ProgramSpec
     from workflows.pairing import PairingOutcome
@@ -94,6 +101,21 @@ class CohortResult(BaseModel):
     rematched: int
 
 
+class RosterSyncResult(BaseModel):
+    """What a roster sync did (empty lists when the export changed nothing)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    joined: list[str] = []
+    left: list[str] = []
+    changed: list[str] = []
+    ended: list[str] = []
+    flagged: list[cc.RosterConflict] = []
+    joiner_run_id: str | None = None
+    proposed: list[ce.ProposedPair] = []
+    awaiting_approval: bool = False
+
+
 def _refusal(exc: errors.DomainError) -> ApplicationError:
     return ApplicationError(str(exc), {"code": exc.code, "field": exc.field},
                             type=exc.code, non_retryable=True)
@@ -105,6 +127,10 @@ class CohortWorkflow:
     def __init__(self, inp: CohortInput) -> None:
         self._input = inp
         self._state = inp.carried_state or co.CohortState()
+        if inp.carried_state is not None and not self._state.roster_digest:
+            # Carried over by a run from before roster syncs: no sync can have happened since
+            # the start, so the roster is still the one the cohort started with.
+            self._state = self._state.model_copy(update={"roster_digest": inp.people_digest})
         self._roster = frozenset(inp.members)
         self._lock = asyncio.Lock()
         self._ended: list[PairingOutcome] = []
@@ -164,7 +190,117 @@ class CohortWorkflow:
         self._validate(self._with_roster(cmd))
 
     def _with_roster(self, cmd: cc.RecordParticipantLeft) -> cc.RecordParticipantLeft:
-        return cmd.model_copy(update={"roster": self._roster})
+        return cmd.model_copy(update={"roster": self._members()})
+
+    def _members(self) -> frozenset[str]:
+        """Everyone on the roster: the start's members and whoever joined by a sync."""
+        return self._roster | frozenset(self._state.joined)
+
+    @workflow.update
+    async def sync_roster(self, cmd: cc.SyncRoster) -> RosterSyncResult:
+        """Apply an HR export's difference: record it, end leavers' pairings, flag running
+        pairs a change breaks (offering them a no-fault exit), and match the joiners against
+        the mentors' remaining places (approved now, or awaiting ops in manual programs)."""
+        async with self._lock:
+            cmd = self._with_members(cmd)
+            try:
+                events = co.decide(self._state, cmd, workflow.now())
+            except errors.DomainError as exc:
+                raise _refusal(exc) from exc
+            if not events:
+                return RosterSyncResult()
+            diff = cmd.diff
+            await self._record(events, f"ops:{cmd.synced_by}")
+            await workflow.execute_activity_method(
+                CohortActivities.apply_roster,
+                ApplyRosterInput(cohort_id=self._input.cohort_id, joiners=list(diff.joiners),
+                                 changed=list(diff.changed)),
+                start_to_close_timeout=MATCHING_TIMEOUT, retry_policy=SLOW_RETRY)
+            ended: list[str] = []
+            for leaver in diff.leavers:
+                for pairing_id in self._state.active_pairings_of(leaver):
+                    await workflow.execute_activity_method(
+                        CohortActivities.end_pairing,
+                        EndPairingInput(pairing_id=pairing_id, leaving_employee_id=leaver,
+                                        recorded_by=cmd.synced_by),
+                        start_to_close_timeout=timedelta(minutes=2))
+                    ended.append(pairing_id)
+            flagged = await self._flag_broken_pairs(cmd)
+            result = RosterSyncResult(
+                joined=[p.employee_id for p in diff.joiners], left=list(diff.leavers),
+                changed=[m.employee_id for m in diff.changed], ended=ended, flagged=flagged)
+            if diff.joiners or diff.mentor_capacity_added:
+                result = await self._match_joiners(result)
+        self._wake = True
+        return result
+
+    @sync_roster.validator
+    def _validate_sync(self, cmd: cc.SyncRoster) -> None:
+        self._validate(self._with_members(cmd))
+
+    def _with_members(self, cmd: cc.SyncRoster) -> cc.SyncRoster:
+        today = workflow.now().astimezone(self._input.program.ground_rules.zone).date()
+        return cmd.model_copy(update={"roster": self._members(),
+                                      "synced_on": cmd.synced_on or today})
+
+    async def _flag_broken_pairs(self, cmd: cc.SyncRoster) -> list[cc.RosterConflict]:
+        changed = {m.employee_id for m in cmd.diff.changed}
+        pairs = [RunningPair(pairing_id=k, mentor_id=p.mentor_id, mentee_id=p.mentee_id)
+                 for k, p in sorted(self._state.active.items())
+                 if p.mentor_id in changed or p.mentee_id in changed]
+        if not pairs:
+            return []
+        conflicts = await workflow.execute_activity_method(
+            CohortActivities.check_running_pairs,
+            CheckPairsInput(cohort_id=self._input.cohort_id, today=workflow.now(), pairs=pairs,
+                            changed=list(cmd.diff.changed)),
+            start_to_close_timeout=MATCHING_TIMEOUT, retry_policy=SLOW_RETRY)
+        first_version = self._state.version + 1
+        events = co.decide(self._state, cc.RecordRosterConflicts(conflicts=tuple(conflicts)),
+                           workflow.now())
+        await self._record(events, "system:sebaya")
+        stream = cohort_stream(self._input.cohort_id)
+        deliveries = []
+        for k, event in enumerate(events):
+            assert isinstance(event, ce.RosterConflictFlagged)
+            note = roster_conflict_flagged(self._input.cohort_id, event)
+            event_id = event_id_for(stream, first_version + k)
+            deliveries.append(Delivery(
+                idempotency_key=f"{event_id}:{note.recipient}:{note.template}",
+                recipient=note.recipient, template=note.template, data=note.data))
+        if deliveries:
+            await workflow.execute_activity_method(
+                NotificationActivities.send_notifications,
+                SendNotificationsInput(deliveries=deliveries),
+                start_to_close_timeout=timedelta(minutes=2))
+        for event in events:
+            assert isinstance(event, ce.RosterConflictFlagged)
+            await workflow.execute_activity_method(
+                CohortActivities.offer_exit,
+                OfferExitInput(pairing_id=event.pairing_id, offered_by=cmd.synced_by),
+                start_to_close_timeout=timedelta(minutes=2))
+        return [c for c in conflicts if any(
+            isinstance(e, ce.RosterConflictFlagged) and e.pairing_id == c.pairing_id
+            for e in events)]
+
+    async def _match_joiners(self, result: RosterSyncResult) -> RosterSyncResult:
+        s = self._state
+        mentees = co.unpaired_mentees(s, self._input.members)
+        if not mentees:
+            return result
+        outcome = await workflow.execute_activity_method(
+            CohortActivities.match_joiners,
+            JoinersInput(at=self._position(), run_no=s.match_runs + 1, mentees=mentees,
+                         exclusions=list(s.exclusions), mentor_load=dict(s.mentor_load),
+                         left=sorted(s.left), intake_until=s.rematch_until),
+            start_to_close_timeout=MATCHING_TIMEOUT, retry_policy=SLOW_RETRY)
+        await self._refresh(outcome.last_version)
+        if self._state.joiner_proposal and self._input.program.approval is Approval.AUTO:
+            await self._decide_and_record(cc.ApproveProposal(approved_by="system:auto"),
+                                          "system:sebaya")
+        return result.model_copy(update={
+            "joiner_run_id": outcome.run_id, "proposed": outcome.pairs,
+            "awaiting_approval": self._state.joiner_proposal})
 
     def _validate(self, cmd: cc.CohortCommand) -> None:
         """What the handler will decide, on the state as it is now: a refused command is

@@ -270,6 +270,14 @@ class PairingWorkflow:
         self._validate(command)
 
     @workflow.update
+    async def offer_exit(self, command: c.OfferExit) -> CommandResult:
+        return await self._handle(command)
+
+    @offer_exit.validator
+    def _validate_offer_exit(self, command: c.OfferExit) -> None:
+        self._validate(command)
+
+    @workflow.update
     async def submit_final_evaluation(self, command: c.SubmitFinalEvaluation) -> CommandResult:
         return await self._handle(command)
 

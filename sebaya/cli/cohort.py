@@ -383,27 +383,51 @@ def report_command(
 @app.command("sync")
 def sync_command(
     cohort_id: Annotated[str, typer.Argument(help="Cohort id")],
-    people_path: PeopleArg,
+    source: Annotated[str, typer.Argument(
+        help="people.csv (HR export, same format as at the start), or an http(s) URL",
+        show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    apply: Annotated[bool, typer.Option(
+        "--apply", help="Record the difference (default: only show it).")] = False,
+    synced_by: Annotated[str, typer.Option("--by", help="Who syncs (recorded).")] = "hr-sync",
+    every: Annotated[str | None, typer.Option(
+        "--every", help="Run this sync on a Temporal schedule: 1d (daily), 12h, 30m; "
+        "'off' removes the schedule. Implies --apply.")] = None,
 ) -> None:
-    """Compare a fresh HR export with the cohort's roster: joiners, leavers, changed fields."""
+    """Compare a fresh HR export with the cohort's roster: joiners, leavers, changed fields;
+    with --apply record it (joiners matched, leavers' pairings ended, broken pairs flagged)."""
+    import tempfile
+
     from intake import IntakeError
-    from sebaya.operations import plan_roster_sync
+    from sebaya.operations import sync_roster
+    from sebaya.roster_feed import fetch_export, parse_every
+
+    if every is not None:
+        _schedule(cohort_id, source, synced_by, every, parse_every)
+        return
 
     async def go(infra: Any) -> Any:
-        return await plan_roster_sync(infra.pool, cohort_id, people_path)
+        with tempfile.TemporaryDirectory(prefix="sebaya-roster-") as tmp:
+            path = await asyncio.to_thread(fetch_export, source, Path(tmp))
+            return await sync_roster(infra.pool, infra.temporal, cohort_id, path,
+                                     synced_by=synced_by, apply=apply, source=source)
 
     try:
-        plan = _run(go)
+        plan, result = _run(go)
     except IntakeError as exc:
         _print_problems(list(exc.problems))
+        typer.echo("nothing was recorded.")
         raise typer.Exit(code=1) from None
-    except LookupError as exc:
-        typer.echo(f"error: {exc}", err=True)
+    except typer.Exit:
+        raise
+    except Exception as exc:  # a refused sync, an unreachable URL, an unknown cohort
+        typer.echo(f"error: {_cause(exc)}", err=True)
         raise typer.Exit(code=1) from None
     if as_json:
-        typer.echo(plan.model_dump_json(indent=2))
-        return
+        doc = {"plan": plan.model_dump(mode="json"),
+               "applied": None if result is None else result.model_dump(mode="json")}
+        typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+        raise typer.Exit(code=1 if plan.diff.problems else 0)
     diff = plan.diff
     console = Console()
     console.print(f"[bold]{cohort_id}[/] vs {plan.source} (sha256 {plan.source_digest[:12]}): "
@@ -417,5 +441,102 @@ def sync_command(
         for change in member.changes:
             console.print(f"  ~ {member.employee_id} {change.field}: {change.before!r} -> "
                           f"{change.after!r}", markup=False)
+    for employee_id in diff.departed_but_listed:
+        console.print(f"  · {employee_id} is recorded as having left but is still in the "
+                      "export (ignored)", markup=False)
     for problem in diff.problems:
         console.print(f"  ! {problem}", markup=False)
+    if diff.problems:
+        typer.echo("nothing was recorded: fix the export (or record these by hand) first.")
+        raise typer.Exit(code=1)
+    if result is None:
+        typer.echo("nothing to record." if diff.is_empty else
+                   f"dry run: record it with  sebaya cohort sync {cohort_id} {source} --apply")
+        return
+    typer.echo(f"recorded: {len(result.joined)} joined, {len(result.left)} left "
+               f"({len(result.ended)} pairing(s) ended), {len(result.changed)} changed")
+    for flag in result.flagged:
+        typer.echo(f"  flagged {flag.pairing_id}: {flag.reason} — coordinators told, the pair "
+                   "was offered a no-fault exit")
+    for pair in result.proposed:
+        typer.echo(f"  joiner pair {pair.mentor} -> {pair.mentee} (score {pair.score:.3f})")
+    if result.awaiting_approval:
+        typer.echo(f"  the joiners' pairs await approval: sebaya cohort approve {cohort_id} "
+                   "--by NAME")
+
+
+def _schedule(cohort_id: str, source: str, synced_by: str, every: str, parse: Any) -> None:
+    from sebaya.roster_feed import schedule_roster_sync, unschedule_roster_sync
+
+    if every.strip().lower() == "off":
+        async def off(infra: Any) -> bool:
+            return await unschedule_roster_sync(infra.temporal, cohort_id)
+
+        removed = _run(off)
+        typer.echo(f"roster sync schedule of {cohort_id} "
+                   f"{'removed' if removed else 'did not exist'}")
+        return
+    try:
+        period = parse(every)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--every") from None
+    if not source.startswith(("http://", "https://")):
+        source = str(Path(source).resolve())  # the worker reads it, maybe elsewhere
+
+    async def go(infra: Any) -> str:
+        return await schedule_roster_sync(infra.temporal, cohort_id=cohort_id, source=source,
+                                          synced_by=synced_by, every=period,
+                                          task_queue=infra.services.task_queue)
+
+    schedule_id = _run(go)
+    typer.echo(f"scheduled {schedule_id}: sync {cohort_id} from {source} every {period}; "
+               "results in the cohort's history (sebaya cohort status / audit history)")
+
+
+@app.command("roster")
+def roster_command(
+    cohort_id: Annotated[str, typer.Argument(help="Cohort id")],
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="YYYY-MM-DD (end of that day, program time) or an ISO timestamp; "
+        "default: as it stands.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """The cohort's roster as of a date, replayed from its stream (roster syncs rolled back)."""
+    from datetime import datetime, time
+
+    from adapters.roster import load_program
+    from eventstore import EventStore
+    from sebaya.operations import roster_as_of
+
+    async def go(infra: Any) -> Any:
+        moment: datetime | None = None  # as it stands
+        if as_of:
+            zone = (await load_program(infra.pool, cohort_id)).ground_rules.zone
+            try:
+                moment = (datetime.combine(date.fromisoformat(as_of), time.max, tzinfo=zone)
+                          if len(as_of) == 10 else datetime.fromisoformat(as_of))
+            except ValueError:
+                raise typer.BadParameter(f"expected YYYY-MM-DD or an ISO timestamp, got "
+                                         f"{as_of!r}", param_hint="--as-of") from None
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=zone)
+        return await roster_as_of(infra.pool, EventStore(infra.pool, infra.registry),
+                                  cohort_id, moment)
+
+    try:
+        roster = _run(go)
+    except (LookupError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    if as_json:
+        typer.echo(roster.model_dump_json(indent=2))
+        return
+    table = Table("employee", "role", "department", "level", "manager", "capacity", "left",
+                  title=f"{cohort_id} as of {roster.as_of:%Y-%m-%d %H:%M %Z} "
+                        f"(digest {roster.digest[:12]})")
+    left = set(roster.left)
+    for p in roster.members:
+        table.add_row(p.employee_id, p.role.value, p.department, str(p.level),
+                      p.manager_id or "", str(p.capacity) if p.capacity else "",
+                      "yes" if p.employee_id in left else "")
+    Console().print(table)

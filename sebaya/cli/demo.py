@@ -19,12 +19,18 @@ def demo(
     program: Annotated[Path, typer.Option(help="program.yaml")] = EXAMPLES / "program.yaml",
     people: Annotated[Path, typer.Option(help="people.csv")] = EXAMPLES / "people.csv",
     seed: Annotated[int, typer.Option(help="Seed of the simulated participants.")] = 7,
+    week3: Annotated[Path | None, typer.Option(
+        help="The HR export applied in week 3 (new hires join the running cohort); default: "
+        "examples/people-week3.csv with the example people.csv, none otherwise.")] = None,
 ) -> None:
     console = Console()
-    asyncio.run(_demo(console, program, people, seed))
+    if week3 is None and people == EXAMPLES / "people.csv":
+        week3 = EXAMPLES / "people-week3.csv"
+    asyncio.run(_demo(console, program, people, seed, week3))
 
 
-async def _demo(console: Console, program_path: Path, people_path: Path, seed: int) -> None:
+async def _demo(console: Console, program_path: Path, people_path: Path, seed: int,
+                week3: Path | None = None) -> None:
     from intake import load_people, load_program
     from sebaya.bootstrap import open_infrastructure
     from sebaya.devstack import DevStack
@@ -42,11 +48,11 @@ async def _demo(console: Console, program_path: Path, people_path: Path, seed: i
         console.print("starting the embedded stack (PostgreSQL + Temporal dev server)…")
         DevStack(settings, report=lambda line: console.print(f"  {line}")).up(worker=True)
     async with open_infrastructure(settings) as infra:
-        await _simulate(console, infra, program, roster, seed, began)
+        await _simulate(console, infra, program, roster, seed, began, week3)
 
 
 async def _simulate(console: Console, infra: Any, program: Any, roster: Any, seed: int,
-                    began: float) -> None:
+                    began: float, week3: Path | None = None) -> None:
     from temporalio.testing import TimeSkipper, TimeSkippingConfig
 
     from activities import build_activities
@@ -74,7 +80,8 @@ async def _simulate(console: Console, infra: Any, program: Any, roster: Any, see
         console.print(f"cohort [bold]{cohort_id}[/]: {len(roster)} people; simulating "
                       f"{program.ground_rules.program_length_days} days in virtual time…")
         sim = CohortSimulation(skipper.client, skipper, cohort_id, seed=seed, pool=pool,
-                               say=lambda line: console.print(f"  {line}"))
+                               say=lambda line: console.print(f"  {line}"),
+                               week3_export=week3)
         result = await sim.run()
         console.print(
             f"cohort finished: {result.launched} pairings ({result.completed} completed, "
@@ -88,6 +95,7 @@ async def _simulate(console: Console, infra: Any, program: Any, roster: Any, see
         console.rule("Inspect it yourself")
         console.print(
             f"  sebaya cohort status {cohort_id}\n"
+            f"  sebaya cohort roster {cohort_id} --as-of {program.start_date}\n"
             f"  sebaya cohort report {cohort_id} --html > report.html\n"
             f"  sebaya audit history {pairing}\n"
             f"  sebaya audit replay {pairing}\n"

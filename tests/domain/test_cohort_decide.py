@@ -19,11 +19,13 @@ from domain.cohort import (
     next_due,
     pairs_to_score,
     rematch_spec,
+    unpaired_mentees,
 )
 from domain.cohort_commands import PairKey
 from domain.events import DomainEvent, ExitInitiator, ExitReason
-from domain.people import Role
+from domain.people import MatchProfile, Role
 from domain.program import Approval, ProgramSpec
+from domain.roster import apply_diff, diff_roster, people_digest
 from intake import load_program
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -325,8 +327,120 @@ def test_completion_waits_for_every_pairing() -> None:
 def test_every_cohort_refusal_has_its_own_stable_code() -> None:
     cohort_errors = [errors.NotACohortMember, errors.NotAProposedPair,
                      errors.PairBreaksHardConstraint, errors.CohortAlreadyStarted,
-                     errors.NothingAwaitsApproval, errors.CohortNotRunning, errors.AlreadyLeft]
+                     errors.NothingAwaitsApproval, errors.CohortNotRunning, errors.AlreadyLeft,
+                     errors.RosterChangeRefused, errors.RosterChangedSinceRead]
     codes = [cls.code for cls in cohort_errors]
     assert len(set(codes)) == len(codes)
     assert all(issubclass(cls, errors.InvalidCommand | errors.NotAllowedNow)
                for cls in cohort_errors)
+
+
+# --- roster sync -------------------------------------------------------------------------------
+
+WEEK3 = STARTS + timedelta(days=21)
+
+
+def _profile(employee_id: str, role: Role = Role.MENTEE, **overrides: object) -> MatchProfile:
+    fields: dict[str, object] = dict(
+        employee_id=employee_id, role=role, level=3, department="IT",
+        hire_date=date(2026, 9, 1), timezone="Asia/Jakarta",
+        capacity=1 if role is Role.MENTOR else 0)
+    fields.update(overrides)
+    return MatchProfile.model_validate(fields)
+
+
+CURRENT = [_profile("M1", Role.MENTOR, level=4), _profile("M2", Role.MENTOR, level=4),
+           _profile("M3", Role.MENTOR, level=4), _profile("E1"), _profile("E2"),
+           _profile("E3")]
+
+
+def sync(incoming: list[MatchProfile], *, base: str = "sha256:x",
+         departed: tuple[str, ...] = ()) -> cc.SyncRoster:
+    diff = diff_roster(CURRENT, incoming, departed)
+    return cc.SyncRoster(source="people-week3.csv", source_digest="f" * 64, synced_by="hr",
+                         synced_on=date(2027, 2, 1), base_digest=base,
+                         digest_after=people_digest(apply_diff(CURRENT, diff)), diff=diff,
+                         roster=ROSTER)
+
+
+def test_a_sync_records_the_change_then_each_leaver_and_moves_the_digest() -> None:
+    s = running()
+    incoming = [p for p in CURRENT if p.employee_id != "E2"] + [_profile("E4")]
+    events = when(s, sync(incoming), WEEK3)
+    assert [type(x) for x in events] == [ce.RosterSynced, ce.ParticipantLeft]
+    synced, left = events
+    assert isinstance(synced, ce.RosterSynced) and isinstance(left, ce.ParticipantLeft)
+    assert [j["employee_id"] for j in synced.joiners] == ["E4"] and synced.leavers == ("E2",)
+    assert left == ce.ParticipantLeft(employee_id="E2", left_on=date(2027, 2, 1),
+                                      recorded_by="hr")
+    after = given(events, s)
+    assert after.roster_digest == synced.roster_digest_after != s.roster_digest
+    assert after.joined == {"E4": Role.MENTEE} and "E2" in after.left
+    # Computed against the roster before this sync: refused now, nothing applied twice.
+    with pytest.raises(errors.RosterChangedSinceRead):
+        when(after, sync(incoming), WEEK3)
+
+
+def test_the_same_export_again_records_nothing() -> None:
+    assert when(running(), sync(CURRENT), WEEK3) == []
+
+
+def test_a_role_change_refuses_the_whole_sync() -> None:
+    incoming = [p if p.employee_id != "E1" else _profile("E1", Role.MENTOR, level=4)
+                for p in CURRENT] + [_profile("E4")]
+    with pytest.raises(errors.RosterChangeRefused) as refused:
+        when(running(), sync(incoming), WEEK3)
+    assert "E1" in str(refused.value)
+
+
+def test_a_departed_member_is_neither_left_again_nor_followed() -> None:
+    without = [p for p in CURRENT if p.employee_id != "E2"]
+    assert diff_roster(CURRENT, without, departed=("E2",)).is_empty
+    # The export lags the departure recorded by hand (and changes them): ignored, shown.
+    lagging = [p if p.employee_id != "E2" else _profile("E2", level=2) for p in CURRENT]
+    still = diff_roster(CURRENT, lagging, departed=("E2",))
+    assert still.is_empty and not still.problems and still.departed_but_listed == ("E2",)
+
+
+def test_a_sync_waits_for_the_approval() -> None:
+    with pytest.raises(errors.CohortNotRunning):
+        when(proposed(), sync([*CURRENT, _profile("E4")]))
+
+
+def test_joiners_proposal_in_a_running_cohort_awaits_approval_then_adds_launches() -> None:
+    s = running()
+    s = given(when(s, sync([*CURRENT, _profile("E4")]), WEEK3), s)
+    assert unpaired_mentees(s, {k: "mentee" if k.startswith("E") else "mentor"
+                                for k in ROSTER}) == ["E4"]
+    s = given([ce.MatchRunRecorded(
+        run_id="C1:joiners:2", kind=ce.MatchRunKind.JOINERS, input_digest="d",
+        algorithm_version="v", policy={}, total_score=0.5, pair_count=1, unmatched_count=0,
+        pairs=(pair("M1", "E4"),))], s)
+    assert s.joiner_proposal and s.phase is CohortPhase.RUNNING
+    approved = when(s, cc.ApproveProposal(approved_by="ops-ani"), WEEK3)
+    s = given(approved, s)
+    assert s.phase is CohortPhase.RUNNING and not s.joiner_proposal
+    assert [p.pairing_id for p in s.pending_launch] == ["C1.E4.M1.1"]
+    assert len(s.active) == 3  # the running pairs are untouched
+
+
+def test_a_conflict_is_flagged_only_for_a_running_pairing() -> None:
+    s = running()
+    pid = sorted(s.active)[0]
+    conflict = cc.RosterConflict(pairing_id=pid, mentor_id=s.active[pid].mentor_id,
+                                 mentee_id=s.active[pid].mentee_id, changed_employee_id="E1",
+                                 constraint="reporting_chain", reason="reporting chain")
+    gone = conflict.model_copy(update={"pairing_id": "C1.E9.M9.1"})
+    events = when(s, cc.RecordRosterConflicts(conflicts=(conflict, gone)), WEEK3)
+    assert events == [ce.RosterConflictFlagged(**conflict.model_dump())]
+    assert given(events, s).active == s.active  # flagged, never ended silently
+
+
+def test_a_mentee_whose_rematch_found_nobody_is_offered_new_places_later() -> None:
+    s = given(when(running(), ended("C1.E1.M1.1"), DAY3), running())
+    s = given(when(s, cc.RecordRematchNotPossible(employee_id="E1", reason="no mentor free")), s)
+    members = {k: "mentee" if k.startswith("E") else "mentor" for k in ROSTER}
+    assert unpaired_mentees(s, members) == ["E1"]
+    s = given([ce.PairingLaunched(pairing_id="C1.E1.M4.2", mentor_id="M4", mentee_id="E1",
+                                  score=0.4, starts_at=WEEK3)], s)
+    assert unpaired_mentees(s, members) == [] and s.unplaced == ()
