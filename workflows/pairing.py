@@ -11,7 +11,10 @@ current state, so a refused command never reaches history or the store.
 from __future__ import annotations
 
 import asyncio
+import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 from pydantic import BaseModel, ConfigDict
 from temporalio import workflow
@@ -20,17 +23,16 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.envelope import envelopes
-    from activities.notify import Delivery
+    from activities.notify import Delivery, NotificationActivities, SendNotificationsInput
     from activities.recording import RecordingActivities, RecordInput
-    from activities.store import AppendEventsInput
+    from activities.store import AppendEventsInput, StoredEvent
     from domain import commands as c
     from domain import errors
     from domain import events as e
     from domain.events import EVENTS_BY_TYPE
-    from domain.ids import pairing_stream
+    from domain.ids import event_id_for, pairing_stream
     from domain.notifications import Notification, notifications_for
     from domain.pairing import PairingState, Phase, advance, decide, fold, next_due
-    from eventstore import NewEvent
 
 
 # Appends and deliveries are short database calls: local activities keep them out of the task
@@ -48,6 +50,14 @@ RECORD_RETRY = RetryPolicy(
         "UnknownEventType",
     ],
 )
+
+# A worker that died after its append committed leaves events the retried task did not decide.
+# The workflow adopts them and decides its command again on top (ADR 0005). Histories recorded
+# before this never adopt; the marker keeps them replaying the old way.
+ADOPT_STORED_PATCH = "pairing-adopt-events-of-a-lost-attempt"
+# Each adoption takes everything the stream holds past the workflow's version, so a second one
+# in a row means someone else writes to the stream: park instead of chasing it.
+MAX_ADOPTIONS = 2
 
 # Continue-as-new well before Temporal's own suggestion (about 10k events) so that replaying a
 # pairing stays cheap even for open-ended programs with years of meetings.
@@ -90,6 +100,17 @@ class PairingOutcome(BaseModel):
     meetings_missed: int
     version: int
     ended_at: datetime
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    """What one append left in the stream from the workflow's version on."""
+
+    events: list[e.DomainEvent]
+    causes: list[str | None]
+    base_version: int
+    # The stream held an earlier attempt's events instead of the proposed ones.
+    adopted: bool
 
 
 def _refusal(exc: errors.DomainError) -> ApplicationError:
@@ -192,21 +213,97 @@ class PairingWorkflow:
 
     async def _apply(self, command: c.PairingCommand) -> CommandResult:
         due, caused = self._decide(command)
-        if due or caused:
-            await self._record(due, caused, command.actor)
+        decided = [*due, *caused]
+        recorded: list[e.DomainEvent] = decided
+        undelivered: list[Delivery] = []
+        for adoptions in range(MAX_ADOPTIONS + 1):
+            if not (due or caused):
+                break
+            before = self._state
+            held = await self._record(due, caused, command.actor, undelivered)
+            recorded, undelivered = held.events, []
+            if not held.adopted or not workflow.patched(ADOPT_STORED_PATCH):
+                break
+            # An earlier attempt of this task wrote these before its worker died; they are
+            # folded now. Tell people about them (their first notifications died with the
+            # worker; delivery keys make a repeat a no-op), then decide the command again on
+            # the state they left, unless they already carry it.
+            undelivered = self._deliveries(
+                before, held.events,
+                [event_id_for(self._stream, held.base_version + k)
+                 for k in range(1, len(held.events) + 1)],
+            )
+            workflow.logger.warning(
+                "pairing %s: adopted %s event(s) an earlier attempt wrote at versions %s-%s",
+                self._pairing_id, len(held.events), held.base_version + 1, self._state.version,
+                extra={"pairing_id": self._pairing_id},
+            )
+            if self._already_recorded(command, held):
+                recorded = [ev for ev, cause in zip(held.events, held.causes, strict=True)
+                            if cause == _update_id()]
+                break
+            if adoptions == MAX_ADOPTIONS:
+                self._park(f"the stream kept moving under {MAX_ADOPTIONS} adoptions")
+            due, caused = self._decide(command)
+            recorded = [*due, *caused]
+        if undelivered:
+            await workflow.execute_local_activity_method(
+                NotificationActivities.send_notifications,
+                SendNotificationsInput(deliveries=undelivered),
+                start_to_close_timeout=RECORD_TIMEOUT,
+                retry_policy=RECORD_RETRY,
+            )
         return CommandResult(
             version=self._state.version,
-            events=[ev.event_type for ev in (*due, *caused)],
+            events=[ev.event_type for ev in recorded],
             phase=self._state.phase,
         )
 
+    def _already_recorded(self, command: c.PairingCommand, held: _Recorded) -> bool:
+        if isinstance(command, c.StartPairing):
+            return self._state.phase is not Phase.NOT_STARTED
+        update_id = _update_id()
+        return update_id is not None and update_id in held.causes
+
+    @property
+    def _pairing_id(self) -> str:
+        return self._state.pairing_id or self._input.start.pairing_id
+
+    @property
+    def _stream(self) -> str:
+        return pairing_stream(self._pairing_id)
+
+    def _park(self, reason: str) -> NoReturn:
+        """Fail this workflow *task* (not the workflow): the stream and the workflow disagree,
+        so never guess. The pairing stays Running and retries the task until someone repairs
+        the stream; everyone asking it for anything meanwhile is refused."""
+        workflow.logger.error(
+            "pairing %s parked: %s", self._pairing_id, reason,
+            extra={"pairing_id": self._pairing_id, "stream_id": self._stream},
+        )
+        raise RuntimeError(f"pairing {self._pairing_id} parked: {reason}")
+
+    def _deliveries(
+        self, state: PairingState, events: list[e.DomainEvent], event_ids: list[uuid.UUID]
+    ) -> list[Delivery]:
+        """The notifications ``events`` cause, keyed by event id so a retry never repeats one."""
+        return [
+            Delivery(
+                idempotency_key=f"{event_id}:{n.recipient}:{n.template}",
+                recipient=n.recipient,
+                template=n.template,
+                data=n.data,
+            )
+            for event_id, n in _notifications(state, events, event_ids)
+        ]
+
     async def _record(
-        self, due: list[e.DomainEvent], caused: list[e.DomainEvent], actor: c.Actor
-    ) -> None:
+        self, due: list[e.DomainEvent], caused: list[e.DomainEvent], actor: c.Actor,
+        carried: list[Delivery],
+    ) -> _Recorded:
         info = workflow.info()
-        pairing_id = self._state.pairing_id or self._input.start.pairing_id
-        stream = pairing_stream(pairing_id)
-        update = workflow.current_update_info()
+        stream = self._stream
+        update_id = _update_id()
         base = self._state.version
         now = workflow.now()
         events = [*due, *caused]
@@ -214,25 +311,19 @@ class PairingWorkflow:
         new_events = envelopes(
             stream, base, events, actors, occurred_at=now, workflow_id=info.workflow_id,
             run_id=info.run_id, correlation_id=self._input.start.cohort_id,
-            causation_id=update.id if update else None,
+            causation_id=update_id,
         )
         # Notifications come from the decided events; their keys are the event ids, which a
         # retry or replay reproduces, so a delivery is never repeated.
-        deliveries = [
-            Delivery(
-                idempotency_key=f"{new.event_id}:{n.recipient}:{n.template}",
-                recipient=n.recipient,
-                template=n.template,
-                data=n.data,
-            )
-            for new, n in _notifications(self._state, events, new_events)
-        ]
+        deliveries = carried + self._deliveries(
+            self._state, events, [new.event_id for new in new_events])
         try:
             appended = await workflow.execute_local_activity_method(
                 RecordingActivities.record_and_notify,
                 RecordInput(
                     append=AppendEventsInput(
-                        stream_id=stream, expected_version=base, events=new_events
+                        stream_id=stream, expected_version=base, events=new_events,
+                        adopt_own_events=True,
                     ),
                     deliveries=deliveries,
                 ),
@@ -240,14 +331,12 @@ class PairingWorkflow:
                 retry_policy=RECORD_RETRY,
             )
         except (ActivityError, ApplicationError) as exc:
-            # The stream and the workflow disagree: never guess. Failing the workflow *task*
-            # (not the workflow) keeps the pairing parked and visible until someone repairs it.
             # (A local activity's failure can arrive unwrapped, as the ApplicationError itself.)
-            raise RuntimeError(f"could not append to {stream}: {exc}") from exc
-        self._state = fold(
-            (EVENTS_BY_TYPE[r.type].model_validate(r.payload) for r in appended.stored),
-            self._state,
-        )
+            self._park(f"could not append to {stream}: {_cause(exc)}")
+        stored = [_decode(r) for r in appended.stored]
+        self._state = fold(stored, self._state)
+        return _Recorded(events=stored, causes=[r.causation_id for r in appended.stored],
+                         base_version=base, adopted=appended.adopted)
 
     async def _handle(self, command: c.PairingCommand) -> CommandResult:
         async with self._lock:
@@ -316,12 +405,29 @@ class PairingWorkflow:
         self._validate(command)
 
 
+def _update_id() -> str | None:
+    update = workflow.current_update_info()
+    return update.id if update else None
+
+
+def _decode(stored: StoredEvent) -> e.DomainEvent:
+    return EVENTS_BY_TYPE[stored.type].model_validate(stored.payload)
+
+
+def _cause(exc: BaseException) -> str:
+    """The store's own refusal, unwrapped from the activity error around it."""
+    while isinstance(exc, ActivityError) and exc.cause is not None:
+        exc = exc.cause
+    return f"{type(exc).__name__}: {exc}" if not isinstance(exc, ApplicationError) \
+        else f"{exc.type}: {exc.message}"
+
+
 def _notifications(
-    state: PairingState, events: list[e.DomainEvent], new_events: list[NewEvent]
-) -> list[tuple[NewEvent, Notification]]:
+    state: PairingState, events: list[e.DomainEvent], event_ids: list[uuid.UUID]
+) -> list[tuple[uuid.UUID, Notification]]:
     """Each event's notifications, judged on the state right after that event."""
-    out: list[tuple[NewEvent, Notification]] = []
-    for event, new in zip(events, new_events, strict=True):
+    out: list[tuple[uuid.UUID, Notification]] = []
+    for event, event_id in zip(events, event_ids, strict=True):
         state = fold([event], state)
-        out += [(new, n) for n in notifications_for(state, event)]
+        out += [(event_id, n) for n in notifications_for(state, event)]
     return out

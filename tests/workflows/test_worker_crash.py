@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import os
 import signal
 import sys
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowExecutionStatus
 
 from domain import commands as c
 from domain import events as e
 from domain.ids import pairing_stream
 from domain.pairing import Phase, fold
+from eventstore import EventMetadata, NewEvent
 from tests.workflows.harness import (
     HOUR,
     MENTEE_ACTOR,
@@ -27,6 +31,7 @@ from tests.workflows.harness import (
     drive_weekly_lifecycle,
     goals,
     maybe_record_history,
+    running_worker,
     start_pairing,
     started_state,
     store_for,
@@ -180,3 +185,47 @@ async def test_update_carried_by_the_retried_task_adopts_what_the_crashed_worker
             if proc.returncode is None:
                 proc.send_signal(signal.SIGKILL)
                 await proc.wait()
+
+
+async def test_a_foreign_event_in_the_stream_parks_the_pairing_and_says_so(
+    temporal_env, db_pool: asyncpg.Pool, task_queue: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another writer's event at the pairing's next version cannot be adopted: the workflow
+    task fails (the pairing stays Running, visibly parked) and the worker logs an ERROR that
+    names the pairing."""
+    store = store_for(db_pool)
+    caplog.set_level(logging.ERROR, logger="temporalio.workflow")
+    async with running_worker(temporal_env.client, db_pool, task_queue):
+        handle = await start_pairing(temporal_env.client, task_queue)
+        state = await started_state(handle)
+        stream = pairing_stream(state.pairing_id)
+        intruder = e.PairingNudged(consecutive_missed=1)
+        await store.append(stream, state.version, [NewEvent(
+            event_id=uuid.uuid4(), type=intruder.event_type,
+            schema_version=intruder.schema_version, payload=intruder.model_dump(mode="json"),
+            metadata=EventMetadata(actor="ops:intruder", occurred_at=state.started_at),
+        )])
+        update = asyncio.create_task(handle.execute_update(
+            PairingWorkflow.set_goals, c.SetGoals(actor=MENTEE_ACTOR, goals=goals("it"))))
+        try:
+            for _ in range(300):
+                history = await handle.fetch_history()
+                failed = [ev for ev in history.events
+                          if ev.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED]
+                if failed:
+                    break
+                await asyncio.sleep(0.1)  # real-time poll of the server, not a workflow timer
+            assert failed, "the workflow task never failed"
+            message = failed[0].workflow_task_failed_event_attributes.failure.message
+            assert "parked" in message and "WrongExpectedVersion" in message, message
+            described = await handle.describe()
+            assert described.status == WorkflowExecutionStatus.RUNNING
+            errors = [r for r in caplog.records if r.levelno == logging.ERROR
+                      and "parked" in r.getMessage()]
+            assert errors and state.pairing_id in errors[0].getMessage()
+            assert getattr(errors[0], "pairing_id", None) == state.pairing_id
+            # Nothing of the refused decision reached the store.
+            assert [r.type for r in await store.read_stream(stream)][-1] == "PairingNudged"
+        finally:
+            update.cancel()
+            await handle.terminate("test over")
