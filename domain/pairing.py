@@ -475,20 +475,30 @@ def _schedule_next(state: PairingState, now: datetime) -> list[e.DomainEvent]:
     """The next regular slot after ``now`` that starts before the program ends."""
     if state.is_closed or state.next_meeting is not None or state.final_open:
         return []
+    following = _next_slot(state, now)
+    if following is None:
+        return []
+    index, slot = following
+    return [
+        e.MeetingScheduled(meeting_no=state.last_meeting_no + 1, scheduled_at=slot,
+                           slot_index=index)
+    ]
+
+
+def _next_slot(state: PairingState, after: datetime) -> tuple[int, datetime] | None:
+    """(index, time) of the first regular slot past the last one used and after ``after``;
+    None if the program ends first."""
     rules = _rules(state)
     started = _started_at(state)
     end = rules.program_end(started)
     index = state.last_slot_index + 1
     slot = rules.meeting_slot(started, index)
-    while slot <= now:
+    while slot <= after:
         index += 1
         slot = rules.meeting_slot(started, index)
     if end is not None and slot >= end:
-        return []
-    return [
-        e.MeetingScheduled(meeting_no=state.last_meeting_no + 1, scheduled_at=slot,
-                           slot_index=index)
-    ]
+        return None
+    return index, slot
 
 
 def _reschedule(
@@ -638,6 +648,10 @@ class Rule:
     priority: int
     when: Callable[[PairingState], tuple[datetime, int] | None]
     emit: Callable[[PairingState, Due], list[e.DomainEvent]]
+    # When the workflow must act on it, if that may be later than when it is due. The events
+    # are the same either way (``emit`` decides as of ``due.at``); only when they are
+    # recorded moves. None: at once.
+    noticed: Callable[[PairingState, Due], datetime] | None = None
 
 
 _BOTH = (Side.MENTOR, Side.MENTEE)
@@ -727,6 +741,19 @@ def _meeting_missed_due(state: PairingState) -> tuple[datetime, int] | None:
     if pending is None:
         return None
     return _rules(state).log_deadline(pending.scheduled_at), 0
+
+
+def _meeting_missed_noticed(state: PairingState, due: Due) -> datetime:
+    """A missed meeting is recorded with the next meeting's reminder: one timer a week.
+
+    Nothing is lost by waiting: a log for the meeting that arrives in between first catches
+    up with the clock and is refused exactly as if the miss were already recorded, and the
+    next meeting is scheduled as of the deadline. Without a next meeting (the program ends
+    first), at the deadline itself."""
+    following = _next_slot(state, due.at)
+    if following is None:
+        return due.at
+    return max(due.at, _rules(state).reminder_at(following[1]))
 
 
 def _meeting_missed(state: PairingState, due: Due) -> list[e.DomainEvent]:
@@ -855,7 +882,7 @@ def _inactivity_exit(state: PairingState, due: Due) -> list[e.DomainEvent]:
 # count missed meetings before reminding or opening anything new.
 RULES: tuple[Rule, ...] = (
     Rule("inactivity_exit", 5, _inactivity_due, _inactivity_exit),
-    Rule("meeting_missed", 20, _meeting_missed_due, _meeting_missed),
+    Rule("meeting_missed", 20, _meeting_missed_due, _meeting_missed, _meeting_missed_noticed),
     Rule("goal_reminder", 30, _goal_reminder_due, _goal_reminder(e.ReminderKind.GOAL_DEADLINE)),
     Rule("goal_overdue", 30, _goal_overdue_due, _goal_reminder(e.ReminderKind.GOAL_OVERDUE)),
     Rule("meeting_reminder", 40, _meeting_reminder_due, _meeting_reminder),
@@ -880,6 +907,18 @@ def agenda(state: PairingState) -> list[Due]:
 def next_due(state: PairingState) -> datetime | None:
     items = agenda(state)
     return items[0].at if items else None
+
+
+def next_wake(state: PairingState) -> datetime | None:
+    """When a workflow next has to act: ``next_due``, except that rules that may wait (a
+    missed meeting) count from when they are noticed. ``advance`` at that time records all
+    that is due by then, each decided as of when it became due."""
+    times = [
+        rule.noticed(state, item) if rule.noticed is not None else item.at
+        for item in agenda(state)
+        for rule in (_RULES_BY_NAME[item.action],)
+    ]
+    return min(times, default=None)
 
 
 def advance(state: PairingState, now: datetime, *, limit: int = 500) -> list[e.DomainEvent]:

@@ -32,7 +32,15 @@ with workflow.unsafe.imports_passed_through():
     from domain.events import EVENTS_BY_TYPE
     from domain.ids import event_id_for, pairing_stream
     from domain.notifications import Notification, notifications_for
-    from domain.pairing import PairingState, Phase, advance, decide, fold, next_due
+    from domain.pairing import (
+        PairingState,
+        Phase,
+        advance,
+        decide,
+        fold,
+        next_due,
+        next_wake,
+    )
 
 
 # Appends and deliveries are short database calls: local activities keep them out of the task
@@ -58,6 +66,11 @@ ADOPT_STORED_PATCH = "pairing-adopt-events-of-a-lost-attempt"
 # Each adoption takes everything the stream holds past the workflow's version, so a second one
 # in a row means someone else writes to the stream: park instead of chasing it.
 MAX_ADOPTIONS = 2
+
+# One timer a week instead of two: sleep until ``next_wake`` (a missed meeting is noticed with
+# the next meeting's reminder), and an update that leaves that time unchanged does not restart
+# the timer. Histories recorded before keep ``next_due`` and a wake-up per update.
+ONE_TIMER_PATCH = "pairing-one-timer-a-week"
 
 # Continue-as-new well before Temporal's own suggestion (about 10k events) so that replaying a
 # pairing stays cheap even for open-ended programs with years of meetings.
@@ -128,6 +141,8 @@ class PairingWorkflow:
         # are taken in order and each decision sees the state the previous one left.
         self._lock = asyncio.Lock()
         self._wake = False
+        # What the timer loop sleeps until; an update wakes it only to change this.
+        self._sleeping_until: datetime | None = None
 
     # --- queries -----------------------------------------------------------------------------
 
@@ -150,7 +165,7 @@ class PairingWorkflow:
             async with self._lock:
                 await self._apply(inp.start)
         while not self._state.is_closed:
-            due = next_due(self._state)
+            due = self._sleeping_until = self._next_wake()
             timeout = None if due is None else due - workflow.now()
             if timeout is None or timeout > timedelta(0):
                 try:
@@ -185,6 +200,11 @@ class PairingWorkflow:
             # The cohort is gone (finished or terminated by ops): the pairing's own record in
             # the store is complete, so finishing is still right; say so in the log.
             workflow.logger.warning("could not tell cohort %s: %s", cohort_workflow_id, exc)
+
+    def _next_wake(self) -> datetime | None:
+        if workflow.patched(ONE_TIMER_PATCH):
+            return next_wake(self._state)
+        return next_due(self._state)
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
@@ -345,7 +365,10 @@ class PairingWorkflow:
             except errors.DomainError as exc:
                 # The validator passed but the state moved on while we waited for the lock.
                 raise _refusal(exc) from exc
-        self._wake = True
+        # Restarting the timer costs two history events; only do it when the time changed
+        # (a held meeting moves nothing: its successor's reminder was already the wake time).
+        if not workflow.patched(ONE_TIMER_PATCH) or self._next_wake() != self._sleeping_until:
+            self._wake = True
         return result
 
     def _validate(self, command: c.PairingCommand) -> None:
