@@ -744,16 +744,19 @@ def _meeting_missed_due(state: PairingState) -> tuple[datetime, int] | None:
 
 
 def _meeting_missed_noticed(state: PairingState, due: Due) -> datetime:
-    """A missed meeting is recorded with the next meeting's reminder: one timer a week.
+    """A missed meeting is recorded with the next thing the pairing does anyway: the next
+    meeting's reminder, or for the last meeting the opening of the final evaluation at the
+    program's end. One timer a week instead of two.
 
     Nothing is lost by waiting: a log for the meeting that arrives in between first catches
     up with the clock and is refused exactly as if the miss were already recorded, and the
-    next meeting is scheduled as of the deadline. Without a next meeting (the program ends
-    first), at the deadline itself."""
+    next meeting is scheduled as of the deadline."""
+    rules = _rules(state)
     following = _next_slot(state, due.at)
-    if following is None:
-        return due.at
-    return max(due.at, _rules(state).reminder_at(following[1]))
+    if following is not None:
+        return max(due.at, rules.reminder_at(following[1]))
+    end = rules.program_end(_started_at(state))
+    return due.at if end is None else max(due.at, end)
 
 
 def _meeting_missed(state: PairingState, due: Due) -> list[e.DomainEvent]:

@@ -167,7 +167,9 @@ class PairingWorkflow:
         while not self._state.is_closed:
             due = self._sleeping_until = self._next_wake()
             timeout = None if due is None else due - workflow.now()
-            if timeout is None or timeout > timedelta(0):
+            if workflow.patched(ONE_TIMER_PATCH):
+                await self._sleep(timeout)
+            elif timeout is None or timeout > timedelta(0):
                 try:
                     await workflow.wait_condition(lambda: self._wake, timeout=timeout)
                 except TimeoutError:
@@ -201,6 +203,20 @@ class PairingWorkflow:
             # the store is complete, so finishing is still right; say so in the log.
             workflow.logger.warning("could not tell cohort %s: %s", cohort_workflow_id, exc)
 
+    async def _sleep(self, duration: timedelta | None) -> None:
+        """Until ``duration`` passes (None: forever) or an update wakes the loop."""
+        if duration is None:
+            await workflow.wait_condition(lambda: self._wake)
+            return
+        if duration <= timedelta(0):
+            return
+        timer = asyncio.ensure_future(workflow.sleep(duration))
+        await workflow.wait_condition(lambda: self._wake or timer.done())
+        # A pairing that just closed completes in this very task: leaving its timer unfired
+        # costs nothing, cancelling it costs a history event.
+        if not timer.done() and not self._state.is_closed:
+            timer.cancel()
+
     def _next_wake(self) -> datetime | None:
         if workflow.patched(ONE_TIMER_PATCH):
             return next_wake(self._state)
@@ -233,22 +249,23 @@ class PairingWorkflow:
 
     async def _apply(self, command: c.PairingCommand) -> CommandResult:
         due, caused = self._decide(command)
-        decided = [*due, *caused]
-        recorded: list[e.DomainEvent] = decided
+        recorded: list[e.DomainEvent] = [*due, *caused]
         undelivered: list[Delivery] = []
         for adoptions in range(MAX_ADOPTIONS + 1):
             if not (due or caused):
                 break
             before = self._state
             held = await self._record(due, caused, command.actor, undelivered)
-            recorded, undelivered = held.events, []
+            recorded = held.events
+            if not held.adopted:
+                undelivered = []  # sent with this append
             if not held.adopted or not workflow.patched(ADOPT_STORED_PATCH):
                 break
             # An earlier attempt of this task wrote these before its worker died; they are
             # folded now. Tell people about them (their first notifications died with the
             # worker; delivery keys make a repeat a no-op), then decide the command again on
             # the state they left, unless they already carry it.
-            undelivered = self._deliveries(
+            undelivered = undelivered + self._deliveries(
                 before, held.events,
                 [event_id_for(self._stream, held.base_version + k)
                  for k in range(1, len(held.events) + 1)],

@@ -51,7 +51,7 @@ def test_a_log_after_the_deadline_is_refused_though_the_miss_is_not_recorded_yet
                                        topics=("karier",)), late)
 
 
-def test_without_a_next_meeting_the_miss_is_noticed_at_its_deadline() -> None:
+def test_a_missed_last_meeting_is_noticed_when_the_final_evaluation_opens() -> None:
     r = rules()
     s = with_goals(started(r))
     end = r.program_end(s.started_at)  # type: ignore[arg-type]
@@ -64,4 +64,10 @@ def test_without_a_next_meeting_the_miss_is_noticed_at_its_deadline() -> None:
             break
         s, _ = run_clock(s, r.log_deadline(pending.scheduled_at))
     s, _ = run_clock(s, r.reminder_at(pending.scheduled_at))
-    assert next_wake(s) == next_due(s) == min(r.log_deadline(pending.scheduled_at), end)
+    deadline = r.log_deadline(pending.scheduled_at)
+    assert deadline < end
+    assert next_due(s) == deadline
+    assert next_wake(s) == end
+    s, produced = run_clock(s, end)
+    assert isinstance(produced[0], e.MeetingMissed)
+    assert isinstance(produced[-2], e.FinalEvaluationOpened)
