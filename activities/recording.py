@@ -30,7 +30,9 @@ class RecordingActivities:
     @activity.defn(name="record_and_notify")
     async def record_and_notify(self, inp: RecordInput) -> AppendEventsResult:
         result = await self._store.append_events(inp.append)
-        if inp.deliveries:
+        # Adopted: the stream holds other events than the decided ones, so the decided
+        # notifications describe nothing stored. The workflow works out the adopted events'.
+        if inp.deliveries and not result.adopted:
             await self._notify.send_notifications(
                 SendNotificationsInput(deliveries=inp.deliveries)
             )

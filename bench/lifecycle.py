@@ -115,7 +115,10 @@ async def main(pairings: int) -> None:
                 kinds = collections.Counter(EventType.Name(e.event_type)
                                             for e in history.events)
                 real = sum(n for k, n in kinds.items() if k not in SIMULATION_ONLY)
-                print(f"history of one six-month weekly pairing: {len(history.events)} events "
+                # The number of weekly slots before the end depends on the start's weekday
+                # and hour (25 or 26); each meeting costs 12 events, so say which it was.
+                print(f"history of one six-month weekly pairing "
+                      f"({outcomes[0].meetings_held} meetings): {len(history.events)} events "
                       f"({real} without the fast-forward bookkeeping of the simulation)")
                 for kind, n in kinds.most_common():
                     print(f"  {n:4d} {kind.removeprefix('EVENT_TYPE_')}")

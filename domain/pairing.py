@@ -13,7 +13,7 @@ on one durable timer until ``next_due``; updates wake it early.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -479,20 +479,30 @@ def _schedule_next(state: PairingState, now: datetime) -> list[e.DomainEvent]:
     """The next regular slot after ``now`` that starts before the program ends."""
     if state.is_closed or state.next_meeting is not None or state.final_open:
         return []
+    following = _next_slot(state, now)
+    if following is None:
+        return []
+    index, slot = following
+    return [
+        e.MeetingScheduled(meeting_no=state.last_meeting_no + 1, scheduled_at=slot,
+                           slot_index=index)
+    ]
+
+
+def _next_slot(state: PairingState, after: datetime) -> tuple[int, datetime] | None:
+    """(index, time) of the first regular slot past the last one used and after ``after``;
+    None if the program ends first."""
     rules = _rules(state)
     started = _started_at(state)
     end = rules.program_end(started)
     index = state.last_slot_index + 1
     slot = rules.meeting_slot(started, index)
-    while slot <= now:
+    while slot <= after:
         index += 1
         slot = rules.meeting_slot(started, index)
     if end is not None and slot >= end:
-        return []
-    return [
-        e.MeetingScheduled(meeting_no=state.last_meeting_no + 1, scheduled_at=slot,
-                           slot_index=index)
-    ]
+        return None
+    return index, slot
 
 
 def _reschedule(
@@ -630,6 +640,27 @@ class Due:
     sequence: int = 0
 
 
+@dataclass(frozen=True)
+class Rule:
+    """One time-driven rule: when it is next due on a state, and what it emits then.
+
+    ``when`` answers ``(at, sequence)`` or None (not due on this state); ``emit`` decides the
+    events as of ``due.at`` (so catching up late changes nothing). A new rule is one entry in
+    ``RULES``."""
+
+    name: str
+    priority: int
+    when: Callable[[PairingState], tuple[datetime, int] | None]
+    emit: Callable[[PairingState, Due], list[e.DomainEvent]]
+    # When the workflow must act on it, if that may be later than when it is due. The events
+    # are the same either way (``emit`` decides as of ``due.at``); only when they are
+    # recorded moves. None: at once.
+    noticed: Callable[[PairingState, Due], datetime] | None = None
+
+
+_BOTH = (Side.MENTOR, Side.MENTEE)
+
+
 def _series_key(kind: e.ReminderKind) -> str:
     return {
         e.ReminderKind.GOAL_DEADLINE: "goals",
@@ -637,106 +668,6 @@ def _series_key(kind: e.ReminderKind) -> str:
         e.ReminderKind.MIDPOINT_REVIEW: "midpoint",
         e.ReminderKind.FINAL_EVALUATION: "final",
     }[kind]
-
-
-def _goal_reminder_times(state: PairingState) -> list[tuple[datetime, e.ReminderKind]]:
-    rules = _rules(state)
-    started = _started_at(state)
-    deadline = rules.goal_deadline(started)
-    before = [
-        (deadline - timedelta(days=d), e.ReminderKind.GOAL_DEADLINE)
-        for d in rules.goal_reminder_days_before_deadline
-        if deadline - timedelta(days=d) > started
-    ]
-    overdue = [
-        (deadline + timedelta(days=rules.goal_overdue_reminder_days * k),
-         e.ReminderKind.GOAL_OVERDUE)
-        for k in range(1, MAX_GOAL_OVERDUE_REMINDERS + 1)
-    ]
-    return before + overdue
-
-
-def _window_reminder(
-    opens: datetime, closes: datetime, every_days: int, sent: int
-) -> datetime | None:
-    """Reminder ``sent + 1`` of a window: at opening, then every ``every_days`` until close."""
-    at = opens + timedelta(days=every_days * sent)
-    return at if at < closes else None
-
-
-def agenda(state: PairingState) -> list[Due]:
-    """Everything time-driven still to happen, earliest first (empty once closed)."""
-    if state.phase is Phase.NOT_STARTED or state.is_closed:
-        return []
-    rules = _rules(state)
-    started = _started_at(state)
-    items: list[Due] = []
-    end = rules.program_end(started)
-
-    if len(state.goals) < 2:
-        kinds = _goal_reminder_times(state)
-        sent_before = state.reminders_sent.get("goals", 0)
-        sent_overdue = state.reminders_sent.get("goals_overdue", 0)
-        before = [t for t, k in kinds if k is e.ReminderKind.GOAL_DEADLINE]
-        overdue = [t for t, k in kinds if k is e.ReminderKind.GOAL_OVERDUE]
-        if sent_before < len(before):
-            items.append(Due(before[sent_before], 30, "goal_reminder", sent_before + 1))
-        elif sent_overdue < len(overdue) and (end is None or overdue[sent_overdue] < end):
-            items.append(Due(overdue[sent_overdue], 30, "goal_overdue", sent_overdue + 1))
-
-    pending = state.next_meeting
-    if pending is not None:
-        if not pending.reminded:
-            items.append(Due(rules.reminder_at(pending.scheduled_at), 40, "meeting_reminder"))
-        items.append(Due(rules.log_deadline(pending.scheduled_at), 20, "meeting_missed"))
-
-    opens, closes = rules.midpoint_opens(started), rules.midpoint_closes(started)
-    if opens is not None and closes is not None and not state.midpoint_closed:
-        if not state.midpoint_open:
-            items.append(Due(opens, 50, "midpoint_open"))
-        else:
-            sent = state.reminders_sent.get("midpoint", 0)
-            at = _window_reminder(opens, closes, rules.midpoint_reminder_every_days, sent)
-            if at is not None:
-                items.append(Due(at, 55, "midpoint_reminder", sent + 1))
-            items.append(Due(closes, 10, "midpoint_close"))
-
-    final_closes = rules.final_evaluation_closes(started)
-    if end is not None and final_closes is not None:
-        if not state.final_open:
-            items.append(Due(end, 60, "final_open"))
-        else:
-            sent = state.reminders_sent.get("final", 0)
-            at = _window_reminder(end, final_closes, rules.final_reminder_every_days, sent)
-            if at is not None:
-                items.append(Due(at, 65, "final_reminder", sent + 1))
-            items.append(Due(final_closes, 70, "final_close"))
-
-    inactive_days = rules.escalation.auto_conclude_after_inactive_days
-    if inactive_days is not None and state.last_activity_at is not None and not state.final_open:
-        items.append(
-            Due(state.last_activity_at + timedelta(days=inactive_days), 5, "inactivity_exit")
-        )
-    return sorted(items)
-
-
-def next_due(state: PairingState) -> datetime | None:
-    items = agenda(state)
-    return items[0].at if items else None
-
-
-def advance(state: PairingState, now: datetime, *, limit: int = 500) -> list[e.DomainEvent]:
-    """Every event due by ``now``, in time order, each decided on the state the previous made."""
-    produced: list[e.DomainEvent] = []
-    current = state
-    for _ in range(limit):
-        items = agenda(current)
-        if not items or items[0].at > now:
-            return produced
-        step = _due_events(current, items[0])
-        produced += step
-        current = fold(step, current)
-    raise RuntimeError(f"more than {limit} agenda items due at once; refusing to loop")
 
 
 def _reminder(
@@ -747,64 +678,265 @@ def _reminder(
     )
 
 
-def _due_events(state: PairingState, due: Due) -> list[e.DomainEvent]:
+# --- goals -----------------------------------------------------------------------------------
+
+
+def _goal_reminders_before(state: PairingState) -> list[datetime]:
+    rules, started = _rules(state), _started_at(state)
+    deadline = rules.goal_deadline(started)
+    return [deadline - timedelta(days=d) for d in rules.goal_reminder_days_before_deadline
+            if deadline - timedelta(days=d) > started]
+
+
+def _goal_reminders_overdue(state: PairingState) -> list[datetime]:
     rules = _rules(state)
-    started = _started_at(state)
-    both = (Side.MENTOR, Side.MENTEE)
-    match due.action:
-        case "goal_reminder" | "goal_overdue":
-            kind = (e.ReminderKind.GOAL_DEADLINE if due.action == "goal_reminder"
-                    else e.ReminderKind.GOAL_OVERDUE)
-            missing = [side for side in both if side not in state.goals]
-            return [_reminder(kind, missing, rules.goal_deadline(started), "goals", due.sequence)]
-        case "meeting_reminder":
-            assert state.next_meeting is not None
-            pending = state.next_meeting
-            return [_reminder(e.ReminderKind.MEETING, both, pending.scheduled_at,
-                              f"meeting:{pending.meeting_no}", pending.meeting_no)]
-        case "meeting_missed":
-            assert state.next_meeting is not None
-            events = _missed(state, state.next_meeting, reported_by="system")
-            # Decide as of the moment it became due, so catching up late changes nothing.
-            return events + _schedule_next(fold(events, state), due.at)
-        case "midpoint_open":
-            closes = rules.midpoint_closes(started)
-            assert closes is not None
-            return [
-                e.MidpointReviewOpened(closes_at=closes),
-                _reminder(e.ReminderKind.MIDPOINT_REVIEW, both, closes, "midpoint", 1),
-            ]
-        case "midpoint_reminder":
-            closes = rules.midpoint_closes(started)
-            assert closes is not None
-            missing = [side for side in both if side not in state.midpoint_reviews]
-            return [_reminder(e.ReminderKind.MIDPOINT_REVIEW, missing, closes, "midpoint",
-                              due.sequence)]
-        case "midpoint_close":
-            missing_sides = tuple(side for side in both if side not in state.midpoint_reviews)
-            return [e.MidpointReviewClosed(missing=missing_sides)]
-        case "final_open":
-            closes = rules.final_evaluation_closes(started)
-            assert closes is not None
-            return [
-                e.FinalEvaluationOpened(closes_at=closes),
-                _reminder(e.ReminderKind.FINAL_EVALUATION, both, closes, "final", 1),
-            ]
-        case "final_reminder":
-            closes = rules.final_evaluation_closes(started)
-            assert closes is not None
-            missing = [side for side in both if side not in state.final_evaluations]
-            return [_reminder(e.ReminderKind.FINAL_EVALUATION, missing, closes, "final",
-                              due.sequence)]
-        case "final_close":
-            return [_completed(state, due.at)]
-        case "inactivity_exit":
-            return [
-                e.PairingExited(
-                    initiated_by=e.ExitInitiator.SYSTEM,
-                    reason=e.ExitReason.INACTIVITY,
-                    phase_at_exit=state.phase.value,
-                    exited_at=due.at,
-                )
-            ]
-    raise AssertionError(f"unknown agenda action {due.action}")
+    deadline = rules.goal_deadline(_started_at(state))
+    return [deadline + timedelta(days=rules.goal_overdue_reminder_days * k)
+            for k in range(1, MAX_GOAL_OVERDUE_REMINDERS + 1)]
+
+
+def _goal_reminder_due(state: PairingState) -> tuple[datetime, int] | None:
+    before = _goal_reminders_before(state)
+    sent = state.reminders_sent.get("goals", 0)
+    if len(state.goals) < 2 and sent < len(before):
+        return before[sent], sent + 1
+    return None
+
+
+def _goal_overdue_due(state: PairingState) -> tuple[datetime, int] | None:
+    # Overdue reminders follow the pre-deadline ones, and stop when the program ends.
+    if len(state.goals) >= 2 or _goal_reminder_due(state) is not None:
+        return None
+    overdue = _goal_reminders_overdue(state)
+    sent = state.reminders_sent.get("goals_overdue", 0)
+    end = _rules(state).program_end(_started_at(state))
+    if sent < len(overdue) and (end is None or overdue[sent] < end):
+        return overdue[sent], sent + 1
+    return None
+
+
+def _goal_reminder(kind: e.ReminderKind) -> Callable[[PairingState, Due], list[e.DomainEvent]]:
+    def emit(state: PairingState, due: Due) -> list[e.DomainEvent]:
+        missing = [side for side in _BOTH if side not in state.goals]
+        deadline = _rules(state).goal_deadline(_started_at(state))
+        return [_reminder(kind, missing, deadline, "goals", due.sequence)]
+    return emit
+
+
+# --- meetings --------------------------------------------------------------------------------
+
+
+def _meeting_reminder_due(state: PairingState) -> tuple[datetime, int] | None:
+    pending = state.next_meeting
+    if pending is None or pending.reminded:
+        return None
+    return _rules(state).reminder_at(pending.scheduled_at), 0
+
+
+def _meeting_reminder(state: PairingState, due: Due) -> list[e.DomainEvent]:
+    assert state.next_meeting is not None
+    pending = state.next_meeting
+    return [_reminder(e.ReminderKind.MEETING, _BOTH, pending.scheduled_at,
+                      f"meeting:{pending.meeting_no}", pending.meeting_no)]
+
+
+def _meeting_missed_due(state: PairingState) -> tuple[datetime, int] | None:
+    pending = state.next_meeting
+    if pending is None:
+        return None
+    return _rules(state).log_deadline(pending.scheduled_at), 0
+
+
+def _meeting_missed_noticed(state: PairingState, due: Due) -> datetime:
+    """A missed meeting is recorded with the next thing the pairing does anyway: the next
+    meeting's reminder, or for the last meeting the opening of the final evaluation at the
+    program's end. One timer a week instead of two.
+
+    Nothing is lost by waiting: a log for the meeting that arrives in between first catches
+    up with the clock and is refused exactly as if the miss were already recorded, and the
+    next meeting is scheduled as of the deadline."""
+    rules = _rules(state)
+    following = _next_slot(state, due.at)
+    if following is not None:
+        return max(due.at, rules.reminder_at(following[1]))
+    end = rules.program_end(_started_at(state))
+    return due.at if end is None else max(due.at, end)
+
+
+def _meeting_missed(state: PairingState, due: Due) -> list[e.DomainEvent]:
+    assert state.next_meeting is not None
+    events = _missed(state, state.next_meeting, reported_by="system")
+    return events + _schedule_next(fold(events, state), due.at)
+
+
+# --- review windows: the mid-point review and the final evaluation -----------------------------
+
+
+@dataclass(frozen=True)
+class _Window:
+    """A window both sides are asked to answer in: it opens (with a first reminder), reminds
+    those who have not answered every few days, and closes."""
+
+    series: str
+    kind: e.ReminderKind
+    opens: Callable[[GroundRules, datetime], datetime | None]
+    closes: Callable[[GroundRules, datetime], datetime | None]
+    every_days: Callable[[GroundRules], int]
+    is_open: Callable[[PairingState], bool]
+    is_over: Callable[[PairingState], bool]
+    answered: Callable[[PairingState], Mapping[Side, object]]
+    opened: Callable[[datetime], e.DomainEvent]
+    closed: Callable[[PairingState, Due], e.DomainEvent]
+
+    def bounds(self, state: PairingState) -> tuple[datetime, datetime] | None:
+        rules, started = _rules(state), _started_at(state)
+        opens, closes = self.opens(rules, started), self.closes(rules, started)
+        if opens is None or closes is None or self.is_over(state):
+            return None
+        return opens, closes
+
+    def rules(self, open_priority: int, reminder_priority: int,
+              close_priority: int) -> tuple[Rule, Rule, Rule]:
+        def open_due(state: PairingState) -> tuple[datetime, int] | None:
+            bounds = self.bounds(state)
+            return None if bounds is None or self.is_open(state) else (bounds[0], 0)
+
+        def reminder_due(state: PairingState) -> tuple[datetime, int] | None:
+            bounds = self.bounds(state)
+            if bounds is None or not self.is_open(state):
+                return None
+            opens, closes = bounds
+            sent = state.reminders_sent.get(self.series, 0)
+            # Reminder ``sent + 1``: at opening, then every few days until the window closes.
+            at = opens + timedelta(days=self.every_days(_rules(state)) * sent)
+            return (at, sent + 1) if at < closes else None
+
+        def close_due(state: PairingState) -> tuple[datetime, int] | None:
+            bounds = self.bounds(state)
+            return None if bounds is None or not self.is_open(state) else (bounds[1], 0)
+
+        def open_(state: PairingState, due: Due) -> list[e.DomainEvent]:
+            bounds = self.bounds(state)
+            assert bounds is not None
+            return [self.opened(bounds[1]),
+                    _reminder(self.kind, _BOTH, bounds[1], self.series, 1)]
+
+        def remind(state: PairingState, due: Due) -> list[e.DomainEvent]:
+            bounds = self.bounds(state)
+            assert bounds is not None
+            missing = [side for side in _BOTH if side not in self.answered(state)]
+            return [_reminder(self.kind, missing, bounds[1], self.series, due.sequence)]
+
+        def close(state: PairingState, due: Due) -> list[e.DomainEvent]:
+            return [self.closed(state, due)]
+
+        return (Rule(f"{self.series}_open", open_priority, open_due, open_),
+                Rule(f"{self.series}_reminder", reminder_priority, reminder_due, remind),
+                Rule(f"{self.series}_close", close_priority, close_due, close))
+
+
+_MIDPOINT = _Window(
+    series="midpoint",
+    kind=e.ReminderKind.MIDPOINT_REVIEW,
+    opens=GroundRules.midpoint_opens,
+    closes=GroundRules.midpoint_closes,
+    every_days=lambda rules: rules.midpoint_reminder_every_days,
+    is_open=lambda state: state.midpoint_open,
+    is_over=lambda state: state.midpoint_closed,
+    answered=lambda state: state.midpoint_reviews,
+    opened=lambda closes: e.MidpointReviewOpened(closes_at=closes),
+    closed=lambda state, due: e.MidpointReviewClosed(
+        missing=tuple(side for side in _BOTH if side not in state.midpoint_reviews)),
+)
+
+# The final evaluation opens when the program ends; closing it completes the pairing.
+_FINAL = _Window(
+    series="final",
+    kind=e.ReminderKind.FINAL_EVALUATION,
+    opens=GroundRules.program_end,
+    closes=GroundRules.final_evaluation_closes,
+    every_days=lambda rules: rules.final_reminder_every_days,
+    is_open=lambda state: state.final_open,
+    is_over=lambda state: state.is_closed,
+    answered=lambda state: state.final_evaluations,
+    opened=lambda closes: e.FinalEvaluationOpened(closes_at=closes),
+    closed=lambda state, due: _completed(state, due.at),
+)
+
+
+# --- inactivity ------------------------------------------------------------------------------
+
+
+def _inactivity_due(state: PairingState) -> tuple[datetime, int] | None:
+    days = _rules(state).escalation.auto_conclude_after_inactive_days
+    if days is None or state.last_activity_at is None or state.final_open:
+        return None
+    return state.last_activity_at + timedelta(days=days), 0
+
+
+def _inactivity_exit(state: PairingState, due: Due) -> list[e.DomainEvent]:
+    return [
+        e.PairingExited(
+            initiated_by=e.ExitInitiator.SYSTEM,
+            reason=e.ExitReason.INACTIVITY,
+            phase_at_exit=state.phase.value,
+            exited_at=due.at,
+        )
+    ]
+
+
+# Priorities break ties at one instant: leave for inactivity first, then close windows and
+# count missed meetings before reminding or opening anything new.
+RULES: tuple[Rule, ...] = (
+    Rule("inactivity_exit", 5, _inactivity_due, _inactivity_exit),
+    Rule("meeting_missed", 20, _meeting_missed_due, _meeting_missed, _meeting_missed_noticed),
+    Rule("goal_reminder", 30, _goal_reminder_due, _goal_reminder(e.ReminderKind.GOAL_DEADLINE)),
+    Rule("goal_overdue", 30, _goal_overdue_due, _goal_reminder(e.ReminderKind.GOAL_OVERDUE)),
+    Rule("meeting_reminder", 40, _meeting_reminder_due, _meeting_reminder),
+    *_MIDPOINT.rules(open_priority=50, reminder_priority=55, close_priority=10),
+    *_FINAL.rules(open_priority=60, reminder_priority=65, close_priority=70),
+)
+_RULES_BY_NAME = {rule.name: rule for rule in RULES}
+
+
+def agenda(state: PairingState) -> list[Due]:
+    """Everything time-driven still to happen, earliest first (empty once closed)."""
+    if state.phase is Phase.NOT_STARTED or state.is_closed:
+        return []
+    items = []
+    for rule in RULES:
+        when = rule.when(state)
+        if when is not None:
+            items.append(Due(when[0], rule.priority, rule.name, when[1]))
+    return sorted(items)
+
+
+def next_due(state: PairingState) -> datetime | None:
+    items = agenda(state)
+    return items[0].at if items else None
+
+
+def next_wake(state: PairingState) -> datetime | None:
+    """When a workflow next has to act: ``next_due``, except that rules that may wait (a
+    missed meeting) count from when they are noticed. ``advance`` at that time records all
+    that is due by then, each decided as of when it became due."""
+    times = [
+        rule.noticed(state, item) if rule.noticed is not None else item.at
+        for item in agenda(state)
+        for rule in (_RULES_BY_NAME[item.action],)
+    ]
+    return min(times, default=None)
+
+
+def advance(state: PairingState, now: datetime, *, limit: int = 500) -> list[e.DomainEvent]:
+    """Every event due by ``now``, in time order, each decided on the state the previous made."""
+    produced: list[e.DomainEvent] = []
+    current = state
+    for _ in range(limit):
+        items = agenda(current)
+        if not items or items[0].at > now:
+            return produced
+        step = _RULES_BY_NAME[items[0].action].emit(current, items[0])
+        produced += step
+        current = fold(step, current)
+    raise RuntimeError(f"more than {limit} agenda items due at once; refusing to loop")

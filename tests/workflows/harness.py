@@ -185,12 +185,18 @@ async def maybe_record_history(handle: WorkflowHandle[Any, Any], name: str) -> N
 
     Committed histories are the contract with running pairings: every later version of the
     workflow code must replay them (``tests/workflows/test_replay.py``).
+    Committed histories are never overwritten: record a new generation next to them with
+    ``SEBAYA_HISTORY_SUFFIX`` (e.g. ``_one_timer``), so both keep replaying.
     """
     if os.environ.get("SEBAYA_RECORD_HISTORIES") != "1":
         return
+    target = HISTORIES / f"{name}{os.environ.get('SEBAYA_HISTORY_SUFFIX', '')}.json"
+    if target.exists():
+        raise FileExistsError(f"{target} is committed; set SEBAYA_HISTORY_SUFFIX to record "
+                              "a new generation next to it")
     history = await handle.fetch_history()
     HISTORIES.mkdir(exist_ok=True)
-    (HISTORIES / f"{name}.json").write_text(history.to_json())
+    target.write_text(history.to_json())
 
 
 async def query_state(handle: WorkflowHandle[Any, Any]) -> Any:

@@ -85,7 +85,9 @@ async def test_missed_meetings_nudge_then_escalate(
         await advance_to(temporal_env, handle, first + timedelta(hours=2))
         await handle.execute_update(PairingWorkflow.log_meeting, c.LogMeeting(
             actor=MENTEE_ACTOR, meeting_no=1, held=False))
-        await advance_to(temporal_env, handle, first + timedelta(days=14, hours=60))
+        # Meeting 3's deadline passes about 2.5 days after its slot; the miss is recorded with
+        # meeting 4's reminder (a day before its slot), decided as of that deadline.
+        await advance_to(temporal_env, handle, first + timedelta(days=20, hours=1))
         state = await handle.query(PairingWorkflow.state)
         assert state.consecutive_missed == 3 and state.nudged and state.escalated
         await handle.execute_update(PairingWorkflow.request_exit, c.RequestExit(
