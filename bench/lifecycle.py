@@ -41,8 +41,8 @@ from activities import build_activities
 from activities.notify import LogChannel
 from eventstore import migrate
 from sebaya.bootstrap import build_registry
+from sebaya.samples.pairing_lifecycle import drive_weekly_lifecycle, start_pairing
 from sebaya.settings import temporal_cli_path
-from tests.workflows.harness import drive_weekly_lifecycle, start_pairing
 from workflows import ALL_WORKFLOWS
 
 SIMULATION_ONLY = {

@@ -8,30 +8,43 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 from temporalio.client import Client, WorkflowHandle
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import build_activities
 from activities.notify import LogChannel
-from domain import commands as c
 from domain import events as e
-from domain.ids import pairing_workflow_id
-from domain.rules import GroundRules
 from eventstore import EventRegistry, EventStore
 from sebaya.bootstrap import build_registry
-from workflows import ALL_WORKFLOWS
-from workflows.pairing import PairingInput, PairingWorkflow
 
-TOPICS = ("adaptasi budaya kerja", "keterampilan IT", "kepemimpinan", "karier")
+# The model pairing lives beside the code so bench/ can drive it too; tests import it here.
+from sebaya.samples.pairing_lifecycle import (
+    HOUR,
+    MENTEE_ACTOR,
+    MENTOR_ACTOR,
+    TOPICS,
+    advance_by,
+    advance_to,
+    drive_weekly_lifecycle,
+    goals,
+    six_month_rules,
+    start_pairing,
+    started_state,
+)
+from workflows import ALL_WORKFLOWS
+
+__all__ = [
+    "HOUR", "MENTEE_ACTOR", "MENTOR_ACTOR", "TOPICS", "advance_by", "advance_to",
+    "decode_all", "drive_weekly_lifecycle", "goals", "maybe_record_history", "query_state",
+    "running_worker", "six_month_rules", "start_pairing", "started_state", "store_for",
+    "stream_types",
+]
 
 
 @asynccontextmanager
@@ -55,48 +68,6 @@ def store_for(pool: asyncpg.Pool) -> EventStore:
     return EventStore(pool, build_registry())
 
 
-def six_month_rules(**overrides: Any) -> GroundRules:
-    return GroundRules(topics=TOPICS, **overrides)
-
-
-async def start_pairing(
-    client: Client, task_queue: str, *, rules: GroundRules | None = None,
-    mentor: str = "M001", mentee: str = "E001", **input_overrides: Any,
-) -> WorkflowHandle[PairingWorkflow, Any]:
-    pairing_id = f"T{uuid.uuid4().hex[:8]}"
-    start = c.StartPairing(
-        actor=c.Actor.ops("ops-test"), pairing_id=pairing_id, cohort_id="C-test",
-        mentor_id=mentor, mentee_id=mentee, ground_rules=rules or six_month_rules(),
-        match_score=0.82, explanation={"questionnaire": 0.7, "skills": 1.0},
-    )
-    return await client.start_workflow(
-        PairingWorkflow.run,
-        PairingInput(start=start, **input_overrides),
-        id=pairing_workflow_id(pairing_id),
-        task_queue=task_queue,
-    )
-
-
-async def advance_to(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any],
-                     target: datetime) -> None:
-    now = await env.get_current_time(handle)
-    if target > now:
-        await env.fast_forward(handle, target - now)
-
-
-async def advance_by(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any],
-                     delta: timedelta) -> None:
-    await env.fast_forward(handle, delta)
-
-
-def goals(prefix: str, n: int = 2) -> tuple[e.Goal, ...]:
-    return tuple(
-        e.Goal(goal_id=f"{prefix}-{i}", title=f"Tujuan {prefix} {i}",
-               success_measure="dinilai bersama di evaluasi akhir")
-        for i in range(1, n + 1)
-    )
-
-
 async def stream_types(store: EventStore, stream_id: str) -> list[str]:
     return [r.type for r in await store.read_stream(stream_id)]
 
@@ -104,77 +75,6 @@ async def stream_types(store: EventStore, stream_id: str) -> list[str]:
 def decode_all(records: Sequence[Any]) -> list[e.DomainEvent]:
     registry = build_registry()
     return [registry.decode(r) for r in records]  # type: ignore[misc]
-
-
-async def started_state(handle: WorkflowHandle[Any, Any]) -> Any:
-    """The pairing's state once its first decision (the match) is recorded."""
-    from domain.pairing import Phase
-    from workflows.pairing import PairingWorkflow
-
-    for _ in range(200):
-        state = await handle.query(PairingWorkflow.state)
-        if state.phase is not Phase.NOT_STARTED:
-            return state
-        await asyncio.sleep(0.05)  # real-time poll for the worker's first task, not a timer
-    raise AssertionError("pairing did not start")
-
-
-MENTOR_ACTOR, MENTEE_ACTOR = c.Actor.employee("M001"), c.Actor.employee("E001")
-HOUR = timedelta(hours=1)
-
-
-async def drive_weekly_lifecycle(
-    env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any], *,
-    between_meetings: Any = None,
-) -> Any:
-    """A model pair: goals within the hour, every meeting held an hour into its slot, both
-    mid-point reviews an hour after the window opens, both final evaluations an hour after the
-    program ends. ``between_meetings(meeting_no)`` runs before each meeting (crash tests)."""
-    from workflows.pairing import PairingWorkflow
-
-    state = await started_state(handle)
-    t0 = state.started_at
-    await advance_to(env, handle, t0 + HOUR)
-    await handle.execute_update(PairingWorkflow.set_goals,
-                                c.SetGoals(actor=MENTEE_ACTOR, goals=goals("it")))
-    await handle.execute_update(PairingWorkflow.set_goals,
-                                c.SetGoals(actor=MENTOR_ACTOR, goals=goals("lead")))
-    mid, end = t0 + timedelta(days=91), t0 + timedelta(days=182)
-    reviewed = False
-    while True:
-        state = await handle.query(PairingWorkflow.state)
-        pending = state.next_meeting
-        if not reviewed and (pending is None or pending.scheduled_at > mid):
-            await advance_to(env, handle, mid + HOUR)
-            for who, sat in ((MENTEE_ACTOR, 4), (MENTOR_ACTOR, 5)):
-                await handle.execute_update(
-                    PairingWorkflow.submit_midpoint_review,
-                    c.SubmitMidpointReview(actor=who, satisfaction=sat, wants_to_continue=True),
-                )
-            reviewed = True
-            continue
-        if pending is None:
-            break
-        if between_meetings is not None:
-            await between_meetings(pending.meeting_no)
-        await advance_to(env, handle, pending.scheduled_at + HOUR)
-        await handle.execute_update(
-            PairingWorkflow.log_meeting,
-            c.LogMeeting(actor=MENTEE_ACTOR if pending.meeting_no % 2 else MENTOR_ACTOR,
-                         meeting_no=pending.meeting_no, held=True,
-                         topics=("keterampilan IT", "karier"),
-                         goal_progress={"it-1": min(100, 4 * pending.meeting_no)}),
-        )
-    await advance_to(env, handle, end + HOUR)
-    for who in (MENTEE_ACTOR, MENTOR_ACTOR):
-        await handle.execute_update(
-            PairingWorkflow.submit_final_evaluation,
-            c.SubmitFinalEvaluation(actor=who, relationship_rating=5, program_rating=4,
-                                    learned="Berbagi pengalaman dua arah",
-                                    would_recommend=True,
-                                    goal_attainment={"it-1": 90, "lead-1": 70}),
-        )
-    return await handle.result()
 
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
