@@ -34,6 +34,19 @@ def _dev_mail(settings: Settings) -> tuple[str, int] | None:
     return mail_catcher_address(settings.state_dir)
 
 
+def build_notifier(
+    pool: asyncpg.Pool,
+    settings: Settings,
+    *,
+    channel: NotificationChannel | None = None,
+    retry_every: timedelta | None = None,
+) -> NotificationActivities:
+    """Notifications as this deployment sends them (the worker, the CLI and the web app)."""
+    channels = channel or Router.from_settings(settings, smtp_fallback=_dev_mail(settings))
+    return NotificationActivities(pool, channels, renderer=Renderer(settings.web_url),
+                                  retry_every=retry_every)
+
+
 def build_activities(
     pool: asyncpg.Pool,
     settings: Settings | None = None,
@@ -51,9 +64,7 @@ def build_activities(
     settings = settings or get_settings()
     store = EventStore(pool, domain_registry())
     store_acts = StoreActivities(store)
-    channels = channel or Router.from_settings(settings, smtp_fallback=_dev_mail(settings))
-    notify = NotificationActivities(pool, channels, renderer=Renderer(settings.web_url),
-                                    retry_every=RETRY_SWEEP)
+    notify = build_notifier(pool, settings, channel=channel, retry_every=RETRY_SWEEP)
     recording = RecordingActivities(store_acts, notify)
     acts: list[Callable[..., Any]] = [
         store_acts.append_events,
