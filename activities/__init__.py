@@ -15,6 +15,7 @@ from activities.notify import NotificationActivities
 from activities.recording import RecordingActivities
 from activities.store import StoreActivities
 from delivery.channels import NotificationChannel
+from delivery.dispatch import MessageDecorator
 from delivery.message import Renderer
 from delivery.routing import Router
 from eventstore import EventStore
@@ -26,8 +27,8 @@ RETRY_SWEEP = timedelta(minutes=1)
 
 
 def _dev_mail(settings: Settings) -> tuple[str, int] | None:
-    """The embedded stack's mail catcher, when this process runs on the embedded stack."""
-    if settings.smtp_host or settings.uses_external_services:
+    """The embedded stack's mail catcher (`sebaya dev up`), unless a mail server is configured."""
+    if settings.smtp_host:
         return None
     from sebaya.devstack import mail_catcher_address
 
@@ -39,12 +40,14 @@ def build_notifier(
     settings: Settings,
     *,
     channel: NotificationChannel | None = None,
+    decorators: tuple[MessageDecorator, ...] = (),
     retry_every: timedelta | None = None,
 ) -> NotificationActivities:
-    """Notifications as this deployment sends them (the worker, the CLI and the web app)."""
+    """Notifications as this deployment sends them (the worker, the CLI and the web app).
+    ``decorators`` add to each rendered message before it is sent (e.g. calendar invites)."""
     channels = channel or Router.from_settings(settings, smtp_fallback=_dev_mail(settings))
     return NotificationActivities(pool, channels, renderer=Renderer(settings.web_url),
-                                  retry_every=retry_every)
+                                  decorators=decorators, retry_every=retry_every)
 
 
 def build_activities(
