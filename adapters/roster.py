@@ -63,14 +63,16 @@ async def save_contacts(conn: asyncpg.Connection | asyncpg.Pool, people: Sequenc
     events or workflows). An erased person stays erased even if an old export names them."""
     await conn.executemany(
         """
-        INSERT INTO participants (employee_id, name, email, timezone)
-        VALUES ($1, $2, $3, $4)
+        INSERT INTO participants (employee_id, name, email, timezone, notify_via)
+        VALUES ($1, $2, $3, $4, $5)
         ON CONFLICT (employee_id) DO UPDATE
            SET name = EXCLUDED.name, email = EXCLUDED.email,
-               timezone = EXCLUDED.timezone, updated_at = now()
+               timezone = EXCLUDED.timezone, notify_via = EXCLUDED.notify_via,
+               updated_at = now()
          WHERE participants.erased_at IS NULL
         """,
-        [(p.employee_id, p.name, p.email, p.timezone) for p in people],
+        [(p.employee_id, p.name, p.email, p.timezone,
+          p.notify_via.value if p.notify_via else None) for p in people],
     )
 
 
