@@ -10,6 +10,7 @@ import asyncpg
 from temporalio.client import Client
 
 from activities.cohort import CohortActivities
+from activities.digest import DigestActivities
 from activities.notify import LogChannel, NotificationActivities, NotificationChannel
 from activities.recording import RecordingActivities
 from activities.store import StoreActivities
@@ -39,6 +40,7 @@ def build_activities(
         store_acts.read_events,
         notify.send_notifications,
         recording.record_and_notify,
+        DigestActivities(pool, notify, client).send_coordinator_digest,
     ]
     if client is not None:
         cohort = CohortActivities(pool, store, client)

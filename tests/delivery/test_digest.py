@@ -1,0 +1,114 @@
+"""The coordinator's weekly digest: when it goes out, what it says, and the durable weekly timer
+on the real dev server reading real read models (the sample cohort's events, projected)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import pytest
+
+from activities.roster import register_cohort
+from delivery.digest import digest_key, next_digest_at, period_label
+from domain import events as e
+from domain.program import Baseline, Objective, ObjectiveKind, ProgramSpec
+from eventstore import EventStore
+from projections import Projector
+from sebaya.catalog import domain_registry
+from tests.projections.lifecycles import OPS, T0, append_decisions, rules, sample_cohort
+from tests.projections.views import past_horizon
+from tests.workflows.harness import running_worker
+from workflows.digest import CoordinatorDigestWorkflow, DigestInput, digest_workflow_id
+
+JAKARTA = ZoneInfo("Asia/Jakarta")
+
+
+def test_digest_goes_out_monday_eight_local_across_dst() -> None:
+    amsterdam = ZoneInfo("Europe/Amsterdam")
+    # Thursday 22 October 2026; clocks go back on Sunday 25 October.
+    at = next_digest_at(datetime(2026, 10, 22, 12, tzinfo=UTC), "Europe/Amsterdam")
+    assert at.astimezone(amsterdam) == datetime(2026, 10, 26, 8, tzinfo=amsterdam)
+    assert at == datetime(2026, 10, 26, 7, tzinfo=UTC)
+    # Exactly at the digest time: the next one is a week later, not the same instant again.
+    assert next_digest_at(at, "Europe/Amsterdam") == datetime(2026, 11, 2, 7, tzinfo=UTC)
+    assert next_digest_at(datetime(2026, 10, 26, 6, 59, tzinfo=UTC), "Europe/Amsterdam") == at
+
+
+def test_period_and_key_name_the_week_before() -> None:
+    end = datetime(2026, 11, 30, 8, tzinfo=JAKARTA)
+    assert period_label(end, "Asia/Jakarta", "id") == "23 November 2026 - 29 November 2026"
+    assert period_label(end, "Asia/Jakarta", "en") == "23 November 2026 - 29 November 2026"
+    assert digest_key("C1", end) == "digest-C1-2026-11-30:coordinator:C1:coordinator_digest"
+
+
+PROGRAM = ProgramSpec(
+    name="Program Mentoring 2025",
+    objective=Objective(kind=ObjectiveKind.NEW_HIRE_RETENTION, description="Retensi",
+                        metric="retention_45d"),
+    baseline=Baseline(retention_45d=0.78),
+    start_date=T0.date(),
+    ground_rules=rules(),
+)
+
+
+@pytest.mark.temporal
+async def test_weekly_digest_lists_pairings_at_risk_then_ends_with_the_cohort(
+    temporal_env, db_pool: asyncpg.Pool, task_queue: str
+) -> None:
+    store = EventStore(db_pool, domain_registry())
+    cohort = sample_cohort("C1")
+    versions: dict[str, int] = {}
+    await append_decisions(store, cohort.all_decisions(), versions)
+    await register_cohort(db_pool, "C1", PROGRAM, [])
+    # The silent pair's mentor has an address that bounces.
+    await db_pool.execute(
+        "INSERT INTO deliveries (idempotency_key, recipient, template, status) "
+        "VALUES ('x:M05:reminder_meeting', 'M05', 'reminder_meeting', 'dead')")
+    await past_horizon(db_pool)
+    await Projector(store).catch_up()
+
+    client = temporal_env.client
+    async with running_worker(client, db_pool, task_queue):
+        handle = await client.start_workflow(
+            CoordinatorDigestWorkflow.run,
+            DigestInput(cohort_id="C1", timezone="Asia/Jakarta"),
+            id=digest_workflow_id(f"C1-{task_queue}"), task_queue=task_queue,
+        )
+        started = await temporal_env.get_current_time(handle)
+        first = next_digest_at(started, "Asia/Jakarta")
+        await temporal_env.fast_forward(handle, first - started + timedelta(hours=1))
+        rows = await db_pool.fetch(
+            "SELECT idempotency_key, recipient, template, payload::text AS payload "
+            "FROM deliveries WHERE template = 'coordinator_digest'")
+        assert [(r["idempotency_key"], r["recipient"]) for r in rows] == [
+            (digest_key("C1", first), "coordinator:C1")]
+        data = json.loads(rows[0]["payload"])
+        assert data["period"] == period_label(first, "Asia/Jakarta", "id")
+        assert data["counts"]["Pasangan berjalan"] == 1
+        assert data["counts"]["Perlu perhatian"] == 1
+        assert data["counts"]["Selesai"] == 3 and data["counts"]["Berakhir lebih awal"] == 2
+        [item] = data["attention"]
+        assert item["pairing_id"] == "C1.E05.M05.1"
+        assert "dieskalasi ke koordinator (1x)" in item["text"]
+        assert "pertemuan berturut-turut terlewat" in item["text"]
+        assert "tujuan belum ditetapkan (mentor, mentee)" in item["text"]
+        assert "pesan ke mentor M05 gagal terkirim (dead)" in item["text"]
+
+        # The silent pair is ended by ops and the cohort completes; next Monday the digest
+        # sees the cohort ended and stops, without a second message.
+        before = {id(d) for d in cohort.all_decisions()}
+        silent = cohort.pairings["C1.E05.M05.1"]
+        silent.exit(silent.started_at + timedelta(days=61), actor=OPS,
+                    reason=e.ExitReason.INACTIVITY)
+        cohort.ended(silent)
+        cohort.complete(silent.started_at + timedelta(days=200))
+        await append_decisions(store, [d for d in cohort.all_decisions() if id(d) not in before],
+                               versions)
+        await past_horizon(db_pool)
+        await Projector(store).catch_up()
+        await temporal_env.fast_forward(handle, timedelta(days=7))
+        assert await handle.result() == 1
+    assert await db_pool.fetchval(
+        "SELECT count(*) FROM deliveries WHERE template = 'coordinator_digest'") == 1
