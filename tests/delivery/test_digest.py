@@ -11,11 +11,12 @@ import asyncpg
 import pytest
 
 from activities.roster import register_cohort
-from delivery.digest import digest_key, next_digest_at, period_label
+from delivery.digest import digest_data, digest_key, next_digest_at, period_label
 from domain import events as e
 from domain.program import Baseline, Objective, ObjectiveKind, ProgramSpec
 from eventstore import EventStore
 from projections import Projector
+from projections.queries import AtRisk, CohortStatus, PairingRow
 from sebaya.catalog import domain_registry
 from tests.projections.lifecycles import OPS, T0, append_decisions, rules, sample_cohort
 from tests.projections.views import past_horizon
@@ -112,3 +113,48 @@ async def test_weekly_digest_lists_pairings_at_risk_then_ends_with_the_cohort(
         assert await handle.result() == 1
     assert await db_pool.fetchval(
         "SELECT count(*) FROM deliveries WHERE template = 'coordinator_digest'") == 1
+
+
+def _row(**overrides: object) -> PairingRow:
+    values: dict[str, object] = dict(
+        pairing_id="C1.E1.M1.1", cohort_id="C1", mentor_id="M1", mentee_id="E1",
+        phase="active", started_at=T0, ended_at=None, goal_deadline_at=None,
+        midpoint_opens_at=None, program_ends_at=None, goals_set_mentor=True,
+        goals_set_mentee=True, goals={}, goal_progress={}, meetings_held=2,
+        meetings_missed=0, consecutive_missed=0, minutes_met=120, last_meeting_at=None,
+        next_meeting_no=3, next_meeting_at=None, nudged=False, escalated=False,
+        escalations=0, goals_overdue=False, midpoint={}, midpoint_closed=False, final={},
+        exit_reason=None, exit_initiated_by=None, exit_phase=None, leaving_employee_id=None,
+        rematch_of=None, match_score=0.8, cross_functional=None, topics_covered={},
+        stream_version=9, last_event_at=T0, updated_at=T0)
+    values.update(overrides)
+    return PairingRow.model_validate(values)
+
+
+def test_digest_data_in_english_names_nudges_and_failing_addresses_only_for_open_pairs() -> None:
+    rows = [
+        _row(),  # fine
+        _row(pairing_id="C1.E2.M2.1", mentor_id="M2", mentee_id="E2", nudged=True,
+             consecutive_missed=1),
+        _row(pairing_id="C1.E3.M3.1", mentor_id="M3", mentee_id="E3"),  # mentee bounces
+        _row(pairing_id="C1.E4.M4.1", mentor_id="M4", mentee_id="E4", phase="exited",
+             escalated=True, escalations=1),  # closed: never listed
+    ]
+    status = CohortStatus(
+        cohort_id="C1", program_name="P", phase="running", starts_at=T0, ends_at=None,
+        rematch_until=None, pairings_total=4, by_phase={"active": 3, "exited": 1}, launched=4,
+        rematches=0, at_risk=[AtRisk(pairing_id="C1.E2.M2.1", mentor_id="M2", mentee_id="E2",
+                                     phase="active", reasons=["1 meeting(s) missed in a row"],
+                                     consecutive_missed=1, meetings_missed=1, escalations=0,
+                                     last_meeting_at=None)],
+        waiting=[], left_company={}, next_due=[], as_of=T0, projected_until=T0)
+    data = digest_data(status, rows, {"E3": "failed", "M4": "dead"},
+                       period_end=datetime(2026, 11, 30, 1, tzinfo=UTC),
+                       timezone="Asia/Jakarta", language="en")
+    assert data["attention"] == [
+        {"pairing_id": "C1.E2.M2.1",
+         "text": "1 meeting(s) missed in a row; nudged about missed meetings"},
+        {"pairing_id": "C1.E3.M3.1", "text": "messages to mentee E3 are failing (failed)"},
+    ]
+    assert data["counts"] == {"Pairings running": 3, "Need attention": 2, "Completed": 0,
+                              "Ended early": 1, "Waiting for a partner": 0}
