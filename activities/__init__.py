@@ -16,6 +16,7 @@ from activities.notify import NotificationActivities
 from activities.recording import RecordingActivities
 from activities.store import StoreActivities
 from delivery.channels import NotificationChannel
+from delivery.invites import CalendarAttacher, organizer_from
 from delivery.message import Renderer
 from delivery.routing import Router
 from eventstore import EventStore
@@ -53,8 +54,10 @@ def build_activities(
     store = EventStore(pool, domain_registry())
     store_acts = StoreActivities(store)
     channels = channel or Router.from_settings(settings, smtp_fallback=_dev_mail(settings))
+    invites = CalendarAttacher(store, organizer_from(settings.smtp_from))
     notify = NotificationActivities(pool, channels, renderer=Renderer(settings.web_url),
-                                    retry_every=RETRY_SWEEP)
+                                    decorators=(invites,), retry_every=RETRY_SWEEP,
+                                    client=client)
     recording = RecordingActivities(store_acts, notify)
     acts: list[Callable[..., Any]] = [
         store_acts.append_events,

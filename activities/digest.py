@@ -17,7 +17,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.notify import Delivery, NotificationActivities, SendNotificationsInput
 from activities.roster import load_program
-from delivery.digest import COORDINATOR_DIGEST, digest_data, digest_key
+from delivery.digest import digest_data, digest_key
+from delivery.message import COORDINATOR_DIGEST
 from domain.ids import cohort_workflow_id
 from projections.queries import cohort_status, pairings_of_cohort
 
@@ -65,7 +66,7 @@ class DigestActivities:
         data = digest_data(
             status, rows, await self._failing(req.cohort_id),
             period_end=req.period_end, timezone=program.ground_rules.timezone,
-            language=str(getattr(program, "language", "id")),
+            language=str(program.language),
         )
         recipient = f"coordinator:{req.cohort_id}"
         await self._notify.send_notifications(SendNotificationsInput(deliveries=[Delivery(

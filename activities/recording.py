@@ -31,7 +31,9 @@ class RecordingActivities:
     async def record_and_notify(self, inp: RecordInput) -> AppendEventsResult:
         result = await self._store.append_events(inp.append)
         if inp.deliveries:
+            # A decision's events share one instant, the workflow time it was taken at.
+            decided_at = inp.append.events[0].metadata.occurred_at if inp.append.events else None
             await self._notify.send_notifications(
-                SendNotificationsInput(deliveries=inp.deliveries)
+                SendNotificationsInput(deliveries=inp.deliveries, decided_at=decided_at)
             )
         return result

@@ -14,9 +14,9 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from delivery.message import COORDINATOR_DIGEST
 from projections.queries import OPEN_PHASES, CohortStatus, PairingRow
 
-COORDINATOR_DIGEST = "coordinator_digest"
 # Monday 08:00 in the program's time zone: the start of the coordinator's working week.
 DIGEST_WEEKDAY = 0
 DIGEST_TIME = time(8, 0)

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from delivery.message import MAGIC_LINK
+
 # Sent the moment they are asked for, whatever the hour: someone is waiting for them.
-NEVER_DEFERRED = frozenset({"magic_link"})
+NEVER_DEFERRED = frozenset({MAGIC_LINK})
 
 
 @dataclass(frozen=True)

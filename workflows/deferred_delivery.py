@@ -15,8 +15,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.deferral import DeferredDeliveryInput
     from activities.notify import (
-        Delivery,
         NotificationActivities,
         SendNotificationsInput,
         SendNotificationsResult,
@@ -26,17 +26,6 @@ SEND_TIMEOUT = timedelta(minutes=1)
 SEND_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=5))
 
 
-def deferred_delivery_id(idempotency_key: str) -> str:
-    return f"deferred-{idempotency_key}"
-
-
-class DeferredDeliveryInput(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    delivery: Delivery
-    deliver_at: datetime
-
-
 class DeferredDeliveryResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -44,7 +33,7 @@ class DeferredDeliveryResult(BaseModel):
     result: SendNotificationsResult
 
 
-@workflow.defn(name="DeferredDeliveryWorkflow")
+@workflow.defn(name="DeferredDeliveryWorkflow")  # activities.deferral starts it by this name
 class DeferredDeliveryWorkflow:
     @workflow.run
     async def run(self, inp: DeferredDeliveryInput) -> DeferredDeliveryResult:
