@@ -29,7 +29,8 @@ SEND_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=5))
 class DeferredDeliveryResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    delivered_at: datetime
+    # When the window opened and the delivery was handed to the notification activity.
+    released_at: datetime
     result: SendNotificationsResult
 
 
@@ -40,6 +41,7 @@ class DeferredDeliveryWorkflow:
         wait = inp.deliver_at - workflow.now()
         if wait > timedelta(0):
             await workflow.sleep(wait)
+        released_at = workflow.now()
         result = await workflow.execute_activity_method(
             NotificationActivities.send_notifications,
             SendNotificationsInput(deliveries=[inp.delivery], decided_at=workflow.now(),
@@ -47,4 +49,4 @@ class DeferredDeliveryWorkflow:
             start_to_close_timeout=SEND_TIMEOUT,
             retry_policy=SEND_RETRY,
         )
-        return DeferredDeliveryResult(delivered_at=workflow.now(), result=result)
+        return DeferredDeliveryResult(released_at=released_at, result=result)
