@@ -25,7 +25,6 @@ from delivery.channels import Delivery
 from delivery.dispatch import COORDINATOR_PREFIX
 from delivery.quiet_hours import NEVER_DEFERRED, WorkingHours, deliver_at
 from domain.program import ProgramSpec
-from domain.rules import GroundRules
 
 log = structlog.get_logger("sebaya.delivery")
 
@@ -67,9 +66,12 @@ class QuietHours:
                 if scope not in programs:
                     programs[scope] = await self._program(delivery)
                 program = programs[scope]
-                hours, program_zone = _hours_of(program)
-                zone = zones.get(delivery.recipient) or program_zone
-                when = deliver_at(due, zone, hours)
+                # Whose hours? The person's own zone, else (coordinators) the program's; with
+                # neither known there is nothing to judge by, so it goes now.
+                zone = zones.get(delivery.recipient) or (
+                    program.ground_rules.timezone if program else None)
+                if zone is not None:
+                    when = deliver_at(due, zone, _hours_of(program))
             if when is None:
                 now.append(delivery)
             else:
@@ -130,9 +132,8 @@ class QuietHours:
         return ProgramSpec.model_validate_json(raw) if raw else None
 
 
-def _hours_of(program: ProgramSpec | None) -> tuple[WorkingHours, str]:
+def _hours_of(program: ProgramSpec | None) -> WorkingHours:
     if program is None:
-        return WorkingHours(), GroundRules.model_fields["timezone"].default
+        return WorkingHours()
     opens, closes = program.notifications.working_hours
-    return WorkingHours(opens=opens, closes=closes), program.ground_rules.timezone
-
+    return WorkingHours(opens=opens, closes=closes)

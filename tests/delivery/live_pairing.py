@@ -21,6 +21,7 @@ from domain.ids import pairing_id_for, pairing_workflow_id
 from domain.program import NotificationPolicy
 from domain.rules import GroundRules
 from intake import load_program
+from sebaya.settings import Settings
 from tests.delivery.support import add_cohort, add_person
 from workflows import ALL_WORKFLOWS
 from workflows.pairing import PairingInput, PairingWorkflow
@@ -47,10 +48,10 @@ async def setup_cohort(pool: asyncpg.Pool, cohort_id: str, *, mentee_zone: str,
 async def smtp_worker(client: Client | None, pool: asyncpg.Pool, task_queue: str,
                       catcher: MailCatcher, worker_client: Client) -> AsyncIterator[Worker]:
     """``client``: the activities' Temporal client (None: no quiet hours, no cohorts)."""
-    smtp = SmtpChannel("127.0.0.1", catcher.port, sender="Program Mentoring <mentoring@sebaya.test>",
-                       tls="none")
+    settings = Settings(smtp_from="Program Mentoring <mentoring@sebaya.test>")
+    smtp = SmtpChannel("127.0.0.1", catcher.port, sender=settings.smtp_from, tls="none")
     worker = Worker(worker_client, task_queue=task_queue, workflows=ALL_WORKFLOWS,
-                    activities=build_activities(pool, client=client, channel=smtp))
+                    activities=build_activities(pool, settings, client=client, channel=smtp))
     async with worker:
         yield worker
 

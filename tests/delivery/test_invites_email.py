@@ -1,0 +1,109 @@
+"""Calendar invitations end to end: a real pairing workflow, the SMTP channel, a real aiosmtpd
+catcher; the .eml files are read back and their ICS parsed and expanded."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+import asyncpg
+import pytest
+import recurring_ical_events
+from icalendar import Calendar
+
+from delivery.catcher import MailCatcher
+from domain import commands as c
+from domain import events as e
+from tests.delivery.live_pairing import (
+    MENTEE,
+    MENTEE_EMAIL,
+    MENTOR_EMAIL,
+    advance_to,
+    mail_to,
+    setup_cohort,
+    smtp_worker,
+    start_pairing,
+    tomorrow_at,
+)
+from workflows.pairing import PairingWorkflow
+
+pytestmark = pytest.mark.temporal
+
+
+async def _mails(catcher: MailCatcher, kind: str, count: int = 2) -> list[EmailMessage]:
+    """The e-mails of one kind once both arrived (real-time poll of the worker's SMTP send)."""
+    for _ in range(200):
+        found = [m for m in catcher.messages()
+                 if m.delivery_key and m.delivery_key.endswith(f":{kind}")]
+        if len(found) >= count:
+            assert len(found) == count
+            return [m.parsed() for m in found]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{kind}: expected {count} e-mails")
+
+
+def _ics(mail: EmailMessage, method: str) -> bytes:
+    [part] = [p for p in mail.iter_attachments() if p.get_content_type() == "text/calendar"]
+    assert part.get_param("method") == method
+    assert part.get_filename() == "invite.ics"
+    content = part.get_content()
+    return content.encode() if isinstance(content, str) else content
+
+
+async def test_invite_update_and_cancel_reach_both_participants(
+    temporal_env, db_pool: asyncpg.Pool, task_queue: str, tmp_path: Path
+) -> None:
+    client = temporal_env.client
+    cohort = f"inv{datetime.now(UTC):%H%M%S%f}"
+    rules = await setup_cohort(db_pool, cohort, mentee_zone="Europe/Amsterdam")
+    start = tomorrow_at(3)
+    async with MailCatcher(tmp_path / "mail") as catcher, \
+            smtp_worker(None, db_pool, task_queue, catcher, client):
+        handle = await start_pairing(client, task_queue, cohort, rules, start)
+        await advance_to(temporal_env, handle, start + timedelta(minutes=1))
+
+        # The match: one invitation for the whole series, the same bytes for both.
+        invites = [_ics(m, "REQUEST") for m in await _mails(catcher, "pairing_matched")]
+        assert invites[0] == invites[1]
+        calendar = Calendar.from_ical(invites[0])
+        assert calendar["METHOD"] == "REQUEST"
+        [series] = calendar.walk("VEVENT")
+        assert str(series["ORGANIZER"]) == "mailto:mentoring@sebaya.test"
+        assert sorted(str(a) for a in series["ATTENDEE"]) == [
+            f"mailto:{MENTOR_EMAIL}", f"mailto:{MENTEE_EMAIL}"]
+        assert series["DTSTART"].params["TZID"] == "Asia/Jakarta"
+        assert series["SUMMARY"] == "Sesi mentoring: Budi Santoso & Sari Dewi"
+        state = await handle.query(PairingWorkflow.state)
+        expected = [rules.meeting_slot(start, k) for k in range(1, 5)]
+        assert state.next_meeting.scheduled_at == expected[0]
+        shown = recurring_ical_events.of(calendar).between(start, expected[-1] + timedelta(1))
+        assert [o.start for o in shown] == expected
+
+        # A reschedule: an update of that one occurrence.
+        moved_to = expected[0] + timedelta(days=1, hours=4)
+        await handle.execute_update(PairingWorkflow.reschedule_meeting, c.RescheduleMeeting(
+            actor=c.Actor.employee(MENTEE), meeting_no=1, new_time=moved_to))
+        [update] = {_ics(m, "REQUEST") for m in await _mails(catcher, "meeting_rescheduled")}
+        [moved] = Calendar.from_ical(update).walk("VEVENT")
+        assert moved["UID"] == series["UID"]
+        assert moved["RECURRENCE-ID"].dt == expected[0]
+        assert moved.start == moved_to
+        assert moved["SEQUENCE"] > series["SEQUENCE"]
+
+        # An exit: the series is cancelled, neutrally, with a higher SEQUENCE.
+        await handle.execute_update(PairingWorkflow.request_exit, c.RequestExit(
+            actor=c.Actor.employee(MENTEE), reason=e.ExitReason.NOT_A_FIT))
+        await handle.result()
+        [cancel] = {_ics(m, "CANCEL") for m in await _mails(catcher, "pairing_ended_neutral")}
+        cancelled = Calendar.from_ical(cancel)
+        assert cancelled["METHOD"] == "CANCEL"
+        [ended] = cancelled.walk("VEVENT")
+        assert (ended["UID"], ended["STATUS"]) == (series["UID"], "CANCELLED")
+        assert ended["SEQUENCE"] > moved["SEQUENCE"]
+        assert b"not_a_fit" not in cancel
+    # The coordinator's exit report carries no calendar file.
+    assert all(not m.attachments for m in catcher.messages()
+               if "pairing_exit_report" in (m.delivery_key or ""))
+    assert len(mail_to(catcher, MENTEE_EMAIL, ":pairing_ended_neutral")) == 1
