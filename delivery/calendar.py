@@ -255,6 +255,8 @@ class CalendarBuilder:
                 master.add("EXDATE", series.slot(slot).astimezone(series.rules.zone))
             cal.add_component(master)
             for moved in sorted(series.moved.values(), key=lambda m: m.slot_index):
+                if series.ended and series.ended.exited and moved.scheduled_at >= series.ended.at:
+                    continue  # it was still to come when the pair parted: it never happened
                 cal.add_component(self._moved(series, moved, attendees, dtstamp))
             first, last = _zone_span(series)
             known = zones.get(series.rules.timezone)

@@ -280,6 +280,15 @@ def test_feed_shows_every_pairing_of_a_participant_as_it_stands() -> None:
     # The exited pairing keeps its past meetings (with the move) and nothing after the exit.
     assert shown == first.meetings(before=exited_at) + second.meetings()
     assert moved_to in shown
+    # A meeting moved to after the exit never happened: it is not in the feed either.
+    late = Pairing(rules(timezone="Europe/Amsterdam"), start, pairing_id="P3")
+    late.run_until_meeting(2)
+    late.do(c.RescheduleMeeting(actor=MENTEE, meeting_no=2, new_time=late.now
+                                + timedelta(days=10)))
+    late.do(c.RequestExit(actor=MENTOR, reason=e.ExitReason.WORKLOAD))
+    late_feed = BUILDER.feed("Sari", [(meeting_series(late.events), PEOPLE)], STAMP)
+    assert occurrences(late_feed, until=start + timedelta(days=800)) == late.meetings(
+        before=late.now)
     assert feed == BUILDER.feed("Sari", [(meeting_series(first.events), PEOPLE),
                                          (meeting_series(second.events), PEOPLE)], STAMP)
 

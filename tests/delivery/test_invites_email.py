@@ -14,8 +14,12 @@ import recurring_ical_events
 from icalendar import Calendar
 
 from delivery.catcher import MailCatcher
+from delivery.invites import organizer_from, participant_feed
 from domain import commands as c
 from domain import events as e
+from eventstore import EventStore
+from projections import Projector
+from sebaya.catalog import domain_registry
 from tests.delivery.live_pairing import (
     MENTEE,
     MENTEE_EMAIL,
@@ -27,6 +31,7 @@ from tests.delivery.live_pairing import (
     start_pairing,
     tomorrow_at,
 )
+from tests.projections.views import past_horizon
 from workflows.pairing import PairingWorkflow
 
 pytestmark = pytest.mark.temporal
@@ -107,3 +112,18 @@ async def test_invite_update_and_cancel_reach_both_participants(
     assert all(not m.attachments for m in catcher.messages()
                if "pairing_exit_report" in (m.delivery_key or ""))
     assert len(mail_to(catcher, MENTEE_EMAIL, ":pairing_ended_neutral")) == 1
+
+    # The participant's feed, from the read model and the stream: the series cut at the exit
+    # (nothing had happened yet) and the meeting moved past the exit left out.
+    store = EventStore(db_pool, domain_registry())
+    await past_horizon(db_pool)
+    await Projector(store).catch_up()
+    feed = await participant_feed(store, MENTEE, organizer_from("Mentoring <m@sebaya.test>"))
+    assert feed == await participant_feed(store, MENTEE,
+                                          organizer_from("Mentoring <m@sebaya.test>"))
+    published = Calendar.from_ical(feed)
+    assert published["METHOD"] == "PUBLISH"
+    assert published["X-WR-CALNAME"] == "Sesi mentoring Sari Dewi"
+    [only] = published.walk("VEVENT")
+    assert only["UID"] == series["UID"] and "RECURRENCE-ID" not in only
+    assert recurring_ical_events.of(published).between(start, start + timedelta(days=400)) == []
