@@ -16,6 +16,7 @@ from activities.notify import NotificationActivities
 from activities.recording import RecordingActivities
 from activities.store import StoreActivities
 from delivery.channels import NotificationChannel
+from delivery.dispatch import MessageDecorator
 from delivery.invites import CalendarAttacher, organizer_from
 from delivery.message import Renderer
 from delivery.routing import Router
@@ -28,12 +29,30 @@ RETRY_SWEEP = timedelta(minutes=1)
 
 
 def _dev_mail(settings: Settings) -> tuple[str, int] | None:
-    """The embedded stack's mail catcher, when this process runs on the embedded stack."""
-    if settings.smtp_host or settings.uses_external_services:
+    """The embedded stack's mail catcher (`sebaya dev up`), unless a mail server is configured."""
+    if settings.smtp_host:
         return None
     from sebaya.devstack import mail_catcher_address
 
     return mail_catcher_address(settings.state_dir)
+
+
+def build_notifier(
+    pool: asyncpg.Pool,
+    settings: Settings,
+    *,
+    channel: NotificationChannel | None = None,
+    decorators: tuple[MessageDecorator, ...] = (),
+    retry_every: timedelta | None = None,
+    client: Client | None = None,
+) -> NotificationActivities:
+    """Notifications as this deployment sends them (the worker, the CLI and the web app).
+    ``decorators`` add to each rendered message before it is sent (e.g. calendar invites);
+    ``client`` lets deliveries wait durably for the recipient's working hours."""
+    channels = channel or Router.from_settings(settings, smtp_fallback=_dev_mail(settings))
+    return NotificationActivities(pool, channels, renderer=Renderer(settings.web_url),
+                                  decorators=decorators, retry_every=retry_every,
+                                  client=client)
 
 
 def build_activities(
@@ -53,11 +72,9 @@ def build_activities(
     settings = settings or get_settings()
     store = EventStore(pool, domain_registry())
     store_acts = StoreActivities(store)
-    channels = channel or Router.from_settings(settings, smtp_fallback=_dev_mail(settings))
     invites = CalendarAttacher(store, organizer_from(settings.smtp_from))
-    notify = NotificationActivities(pool, channels, renderer=Renderer(settings.web_url),
-                                    decorators=(invites,), retry_every=RETRY_SWEEP,
-                                    client=client)
+    notify = build_notifier(pool, settings, channel=channel, decorators=(invites,),
+                            retry_every=RETRY_SWEEP, client=client)
     recording = RecordingActivities(store_acts, notify)
     acts: list[Callable[..., Any]] = [
         store_acts.append_events,

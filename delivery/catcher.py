@@ -145,7 +145,7 @@ async def _serve(folder: Path, host: str, port: int, reject: list[str]) -> None:
         await stop.wait()
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m delivery.catcher",
                                      description="Local SMTP server that saves .eml files.")
     parser.add_argument("--dir", type=Path, required=True, help="folder for the .eml files")
@@ -153,7 +153,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=1025)
     parser.add_argument("--reject", action="append", default=[], metavar="ADDRESS",
                         help="answer 550 for this recipient (repeatable)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     asyncio.run(_serve(args.dir, args.host, args.port, args.reject))
 
 

@@ -226,22 +226,12 @@ class Dispatcher:
                       cohort: _Cohort | None) -> Message:
         program = cohort.program if cohort else None
         language = delivery.data.get("language") or (program.language if program else "id")
-        partner = pair = None
-        pairing_id = delivery.data.get("pairing_id")
-        if cohort and pairing_id:
-            sides = [(mentee, mentor) for mentee, mentor in
-                     pairing_sides(pairing_id, cohort.cohort_id)
-                     if delivery.recipient in (mentee, mentor)
-                     or delivery.recipient.startswith(COORDINATOR_PREFIX)]
-            if sides:
-                mentee, mentor = sides[0]
-                if delivery.recipient == mentee:
-                    partner = _name(contacts, mentor)
-                elif delivery.recipient == mentor:
-                    partner = _name(contacts, mentee)
-                else:
-                    pair = (f"{_name(contacts, mentee)} (mentee) & "
-                            f"{_name(contacts, mentor)} (mentor)")
+        partner_id, sides = _related(delivery, cohort)
+        partner = _name(contacts, partner_id) if partner_id else None
+        pair = None
+        if sides is not None:
+            mentee, mentor = sides
+            pair = f"{_name(contacts, mentee)} (mentee) & {_name(contacts, mentor)} (mentor)"
         message = self._renderer.render(
             delivery.template, delivery.data, language=language, recipient=delivery.recipient,
             name=contact.name, partner=partner, pair=pair,
@@ -260,10 +250,10 @@ class Dispatcher:
         for d in todo:
             if not d.recipient.startswith(COORDINATOR_PREFIX):
                 ids.add(d.recipient)
-            cohort = await self._cohort_of(d)
-            if cohort and d.data.get("pairing_id"):
-                for mentee, mentor in pairing_sides(d.data["pairing_id"], cohort.cohort_id):
-                    ids.update((mentee, mentor))
+            partner_id, sides = _related(d, await self._cohort_of(d))
+            ids.update(sides or ())
+            if partner_id:
+                ids.add(partner_id)
         rows = await self._pool.fetch(
             "SELECT employee_id, name, email, timezone, notify_via, erased_at "
             "FROM participants WHERE employee_id = ANY($1::text[])", list(ids))
@@ -310,6 +300,24 @@ class Dispatcher:
 
     async def aclose(self) -> None:
         await self._router.aclose()
+
+
+def _related(delivery: Delivery, cohort: _Cohort | None
+             ) -> tuple[str | None, tuple[str, str] | None]:
+    """(the recipient's partner, (mentee, mentor) for a coordinator), as far as known."""
+    data, recipient = delivery.data, delivery.recipient
+    if data.get("partner_id"):
+        return str(data["partner_id"]), None
+    if data.get("mentor_id") and data.get("mentee_id"):
+        return None, (str(data["mentee_id"]), str(data["mentor_id"]))
+    # Deliveries recorded before notifications carried these ids: read the pairing id.
+    if cohort is not None and data.get("pairing_id"):
+        for mentee, mentor in pairing_sides(str(data["pairing_id"]), cohort.cohort_id):
+            if recipient.startswith(COORDINATOR_PREFIX):
+                return None, (mentee, mentor)
+            if recipient in (mentee, mentor):
+                return (mentor if recipient == mentee else mentee), None
+    return None, None
 
 
 def _name(contacts: dict[str, Contact], employee_id: str) -> str:

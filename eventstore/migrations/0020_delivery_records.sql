@@ -17,9 +17,11 @@ ALTER TABLE deliveries
     ADD CONSTRAINT deliveries_status_known
         CHECK (status IN ('pending', 'sent', 'failed', 'dead', 'suppressed_erased'));
 
--- Operations look at what is not sent; the at-risk query looks at it per recipient.
-CREATE INDEX deliveries_unsent ON deliveries (recipient, status)
+-- The retry sweep and `notifications list --status failed` look at what is not sent; the
+-- cohort's at-risk list looks at one person's recent deliveries.
+CREATE INDEX deliveries_unsent ON deliveries (status, last_attempt_at)
     WHERE status IN ('pending', 'failed', 'dead');
+CREATE INDEX deliveries_by_recipient ON deliveries (recipient, status, delivered_at);
 
 -- A person's own choice of channel (people.csv notify_via); NULL: the program's default.
 ALTER TABLE participants

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, NoReturn
 
 import typer
@@ -129,3 +130,32 @@ def down() -> None:
         else:
             console.print(f"{res.name}: {res.outcome}{pids}")
     console.print(f"[dim]Data kept in {stack.state_dir}; delete that folder to reset.[/dim]")
+
+
+@app.command()
+def mail(
+    limit: Annotated[int, typer.Option(min=1, help="Show the newest this many.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """List the messages the dev stack's mail catcher received (newest last)."""
+    from delivery.catcher import read_messages
+
+    stack = _stack()
+    caught = read_messages(stack.mail_dir)[-limit:]
+    if as_json:
+        for m in caught:
+            typer.echo(json.dumps({
+                "subject": m.subject, "to": m.recipients, "received_at": m.received_at.isoformat(),
+                "attachments": m.attachments, "delivery_key": m.delivery_key,
+                "file": str(m.path)}))
+        return
+    table = Table(title=f"Mail caught in {stack.mail_dir}", title_justify="left")
+    for column in ("received", "to", "subject", "attachments", "file"):
+        table.add_column(column, overflow="fold")
+    for m in caught:
+        table.add_row(m.received_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+                      ", ".join(m.recipients), m.subject, "\n".join(m.attachments), m.path.name)
+    console.print(table)
+    if not caught:
+        console.print("[dim]No mail yet. The worker sends here when SEBAYA_SMTP_HOST is unset "
+                      "and `sebaya dev up` started the catcher.[/dim]")

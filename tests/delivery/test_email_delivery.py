@@ -18,7 +18,6 @@ from delivery.dispatch import MAX_ATTEMPTS
 from delivery.message import Renderer
 from delivery.routing import Router
 from domain import events as e
-from domain.events import Side
 from domain.notifications import notifications_for
 from domain.pairing import PairingState
 from domain.program import Language, NotificationPolicy
