@@ -62,7 +62,8 @@ class QuietHours:
             when = None
             if delivery.template not in NEVER_DEFERRED:
                 scope = delivery.recipient if delivery.recipient.startswith(
-                    COORDINATOR_PREFIX) else str(delivery.data.get("pairing_id", ""))
+                    COORDINATOR_PREFIX) else str(delivery.data.get("cohort_id")
+                                                 or delivery.data.get("pairing_id", ""))
                 if scope not in programs:
                     programs[scope] = await self._program(delivery)
                 program = programs[scope]
@@ -119,10 +120,12 @@ class QuietHours:
         return {r["employee_id"]: r["timezone"] for r in rows}
 
     async def _program(self, delivery: Delivery) -> ProgramSpec | None:
-        if delivery.recipient.startswith(COORDINATOR_PREFIX):
-            cohort = delivery.recipient.removeprefix(COORDINATOR_PREFIX)
+        cohort = (delivery.recipient.removeprefix(COORDINATOR_PREFIX)
+                  if delivery.recipient.startswith(COORDINATOR_PREFIX)
+                  else delivery.data.get("cohort_id"))
+        if cohort:
             raw = await self._pool.fetchval(
-                "SELECT program FROM cohorts WHERE cohort_id = $1", cohort)
+                "SELECT program FROM cohorts WHERE cohort_id = $1", str(cohort))
         elif delivery.data.get("pairing_id"):
             raw = await self._pool.fetchval(
                 "SELECT program FROM cohorts WHERE starts_with($1, cohort_id || '.') "
