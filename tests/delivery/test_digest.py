@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -24,6 +25,7 @@ from tests.workflows.harness import running_worker
 from workflows.digest import CoordinatorDigestWorkflow, DigestInput, digest_workflow_id
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def test_digest_goes_out_monday_eight_local_across_dst() -> None:
@@ -158,3 +160,32 @@ def test_digest_data_in_english_names_nudges_and_failing_addresses_only_for_open
     ]
     assert data["counts"] == {"Pairings running": 3, "Need attention": 2, "Completed": 0,
                               "Ended early": 1, "Waiting for a partner": 0}
+
+
+@pytest.mark.temporal
+async def test_starting_a_cohort_starts_its_digest(
+    temporal_env, db_pool: asyncpg.Pool, task_queue: str
+) -> None:
+    from temporalio.client import WorkflowExecutionStatus
+
+    from intake import load_people, load_program
+    from sebaya.operations import start_cohort
+
+    program = load_program(EXAMPLES / "program.yaml")
+    people = load_people(EXAMPLES / "people.csv", program)
+    cohort_id = f"dg-{task_queue}"
+    client = temporal_env.client
+    async with running_worker(client, db_pool, task_queue):
+        cohort = await start_cohort(db_pool, client, program=program, people=people,
+                                    task_queue=task_queue, cohort_id=cohort_id)
+        digest = client.get_workflow_handle(digest_workflow_id(cohort_id))
+        described = await digest.describe()
+        assert described.status is WorkflowExecutionStatus.RUNNING
+        assert described.workflow_type == "CoordinatorDigestWorkflow"
+        # The cohort is terminated by ops: the next Monday's run sees it closed and ends.
+        await cohort.terminate("test over")
+        started = await temporal_env.get_current_time(digest)
+        await temporal_env.fast_forward(
+            digest, next_digest_at(started, program.ground_rules.timezone) - started
+            + timedelta(hours=1))
+        assert await digest.result() == 0

@@ -34,8 +34,6 @@ from tests.delivery.live_pairing import (
 from tests.projections.views import past_horizon
 from workflows.pairing import PairingWorkflow
 
-pytestmark = pytest.mark.temporal
-
 
 async def _mails(catcher: MailCatcher, kind: str, count: int = 2) -> list[EmailMessage]:
     """The e-mails of one kind once both arrived (real-time poll of the worker's SMTP send)."""
@@ -57,6 +55,7 @@ def _ics(mail: EmailMessage, method: str) -> bytes:
     return content.encode() if isinstance(content, str) else content
 
 
+@pytest.mark.temporal
 async def test_invite_update_and_cancel_reach_both_participants(
     temporal_env, db_pool: asyncpg.Pool, task_queue: str, tmp_path: Path
 ) -> None:
@@ -127,3 +126,54 @@ async def test_invite_update_and_cancel_reach_both_participants(
     [only] = published.walk("VEVENT")
     assert only["UID"] == series["UID"] and "RECURRENCE-ID" not in only
     assert recurring_ical_events.of(published).between(start, start + timedelta(days=400)) == []
+
+
+@pytest.mark.parametrize("goals_first", [True, False])
+async def test_goals_first_pairings_get_the_invitation_with_the_first_reminder(
+    db_pool: asyncpg.Pool, goals_first: bool
+) -> None:
+    """Meetings that wait for goals have no series at the match: the first meeting's reminder
+    carries the invitation instead (and only then)."""
+    from activities.envelope import envelopes
+    from delivery.channels import Contact, Delivery
+    from delivery.invites import CalendarAttacher
+    from delivery.message import Message
+    from domain.ids import pairing_stream
+    from tests.delivery.support import add_person
+    from tests.delivery.test_calendar import Pairing, rules
+
+    start = datetime(2026, 10, 1, 7, tzinfo=UTC)
+    pairing = Pairing(rules(timezone="Europe/Amsterdam",
+                            goals_required_before_meetings=goals_first), start)
+    if goals_first:
+        pairing.run_until(start + timedelta(days=10))
+        goal = e.Goal(goal_id="g1", title="Belajar SQL", success_measure="3 laporan")
+        pairing.do(c.SetGoals(actor=c.Actor.employee("E1"), goals=(goal,)))
+        pairing.do(c.SetGoals(actor=c.Actor.employee("M1"),
+                              goals=(goal.model_copy(update={"goal_id": "g2"}),)))
+    pairing.run_until_meeting(1)
+    pairing.run_until(pairing.state.next_meeting.scheduled_at)  # type: ignore[union-attr]
+    store = EventStore(db_pool, domain_registry())
+    stream = pairing_stream("P1")
+    new = envelopes(stream, 0, pairing.events, ["system:sebaya"] * len(pairing.events),
+                    occurred_at=pairing.now)
+    await store.append(stream, 0, new)
+    await add_person(db_pool, "M1", "Budi", "budi@example.co.id")
+    await add_person(db_pool, "E1", "Sari", "sari@example.com")
+    [(reminder_id, reminder)] = [(n.event_id, ev) for n, ev in zip(new, pairing.events,
+                                                                     strict=True)
+                                 if isinstance(ev, e.ReminderSent)]
+    attach = CalendarAttacher(store, organizer_from("Mentoring <m@sebaya.test>"))
+    message = Message(kind="reminder_meeting", language="id", subject="s", text="t", html="h")
+    delivery = Delivery(idempotency_key=f"{reminder_id}:E1:reminder_meeting", recipient="E1",
+                        template="reminder_meeting", data={"pairing_id": "P1"})
+    out = await attach(delivery, Contact(recipient="E1", email="sari@example.com"), message)
+    if not goals_first:
+        assert out.attachments == ()  # the match already carried the invitation
+        return
+    assert isinstance(reminder, e.ReminderSent) and reminder.reference == "meeting:1"
+    [file] = out.attachments
+    assert file.content_type == "text/calendar; method=REQUEST; charset=UTF-8"
+    [series] = Calendar.from_ical(file.content).walk("VEVENT")
+    assert series.start == pairing.state.next_meeting.scheduled_at  # type: ignore[union-attr]
+    assert series.start == pairing.state.rules.meeting_slot(start, 2)  # type: ignore[union-attr]
