@@ -72,7 +72,7 @@ class DigestActivities:
         await self._notify.send_notifications(SendNotificationsInput(deliveries=[Delivery(
             idempotency_key=digest_key(req.cohort_id, req.period_end), recipient=recipient,
             template=COORDINATOR_DIGEST, data=data,
-        )]))
+        )], decided_at=req.period_end))
         return DigestResult(cohort_ended=False, sent=True, attention=len(data["attention"]))
 
     async def _failing(self, cohort_id: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ import pytest
 
 from activities.roster import register_cohort
 from delivery.digest import digest_data, digest_key, next_digest_at, period_label
+from delivery.message import Renderer
 from domain import events as e
 from domain.program import Baseline, Objective, ObjectiveKind, ProgramSpec
 from eventstore import EventStore
@@ -83,10 +84,10 @@ async def test_weekly_digest_lists_pairings_at_risk_then_ends_with_the_cohort(
         first = next_digest_at(started, "Asia/Jakarta")
         await temporal_env.fast_forward(handle, first - started + timedelta(hours=1))
         rows = await db_pool.fetch(
-            "SELECT idempotency_key, recipient, template, payload::text AS payload "
+            "SELECT idempotency_key, recipient, status, payload::text AS payload "
             "FROM deliveries WHERE template = 'coordinator_digest'")
-        assert [(r["idempotency_key"], r["recipient"]) for r in rows] == [
-            (digest_key("C1", first), "coordinator:C1")]
+        assert [(r["idempotency_key"], r["recipient"], r["status"]) for r in rows] == [
+            (digest_key("C1", first), "coordinator:C1", "sent")]  # rendered and handed over
         data = json.loads(rows[0]["payload"])
         assert data["period"] == period_label(first, "Asia/Jakarta", "id")
         assert data["counts"]["Pasangan berjalan"] == 1
@@ -160,6 +161,12 @@ def test_digest_data_in_english_names_nudges_and_failing_addresses_only_for_open
     ]
     assert data["counts"] == {"Pairings running": 3, "Need attention": 2, "Completed": 0,
                               "Ended early": 1, "Waiting for a partner": 0}
+    # What the coordinator reads: the delivery layer's own template, fed this data.
+    message = Renderer().render("coordinator_digest", data, language="en",
+                                recipient="coordinator:C1")
+    assert "23 November 2026 - 29 November 2026" in message.subject
+    assert "Need attention: 2" in message.text
+    assert "- C1.E3.M3.1: messages to mentee E3 are failing (failed)" in message.text
 
 
 @pytest.mark.temporal
