@@ -43,7 +43,8 @@ def _run(use: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
 @app.command("list")
 def list_(
     status: Annotated[list[str] | None, typer.Option(
-        "--status", help="pending, sent, failed, dead or suppressed_erased (repeatable).")] = None,
+        "--status", help="pending, sent, failed, dead, suppressed_erased or deferred "
+        "(repeatable).")] = None,
     recipient: Annotated[str | None, typer.Option(help="Only this employee id.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
