@@ -21,6 +21,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from activities.roster import load_program
 from delivery.channels import Delivery
 from delivery.dispatch import COORDINATOR_PREFIX
 from delivery.quiet_hours import NEVER_DEFERRED, WorkingHours, deliver_at
@@ -62,8 +63,7 @@ class QuietHours:
             when = None
             if delivery.template not in NEVER_DEFERRED:
                 scope = delivery.recipient if delivery.recipient.startswith(
-                    COORDINATOR_PREFIX) else str(delivery.data.get("cohort_id")
-                                                 or delivery.data.get("pairing_id", ""))
+                    COORDINATOR_PREFIX) else str(delivery.data.get("cohort_id", ""))
                 if scope not in programs:
                     programs[scope] = await self._program(delivery)
                 program = programs[scope]
@@ -123,16 +123,12 @@ class QuietHours:
         cohort = (delivery.recipient.removeprefix(COORDINATOR_PREFIX)
                   if delivery.recipient.startswith(COORDINATOR_PREFIX)
                   else delivery.data.get("cohort_id"))
-        if cohort:
-            raw = await self._pool.fetchval(
-                "SELECT program FROM cohorts WHERE cohort_id = $1", str(cohort))
-        elif delivery.data.get("pairing_id"):
-            raw = await self._pool.fetchval(
-                "SELECT program FROM cohorts WHERE starts_with($1, cohort_id || '.') "
-                "ORDER BY length(cohort_id) DESC LIMIT 1", str(delivery.data["pairing_id"]))
-        else:
-            raw = None
-        return ProgramSpec.model_validate_json(raw) if raw else None
+        if not cohort:
+            return None
+        try:
+            return await load_program(self._pool, str(cohort))
+        except LookupError:
+            return None  # an unregistered cohort (tests, demos): no program to go by
 
 
 def _hours_of(program: ProgramSpec | None) -> WorkingHours:

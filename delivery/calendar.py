@@ -60,6 +60,7 @@ class MeetingSeries(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     pairing_id: str
+    cohort_id: str
     mentor_id: str
     mentee_id: str
     rules: GroundRules
@@ -119,7 +120,8 @@ def meeting_series(events: Iterable[e.DomainEvent]) -> MeetingSeries:
         # the match (version 1) comes before that event, so take the slot the domain takes.
         first_slot = _first_slot_after(base.ground_rules, base.started_at)
     return MeetingSeries(
-        pairing_id=base.pairing_id, mentor_id=base.mentor_id, mentee_id=base.mentee_id,
+        pairing_id=base.pairing_id, cohort_id=base.cohort_id, mentor_id=base.mentor_id,
+        mentee_id=base.mentee_id,
         rules=base.ground_rules, started_at=base.started_at, first_slot=first_slot,
         moved=moved, skipped=tuple(skipped), ended=ended, version=version,
     )

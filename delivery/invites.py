@@ -121,15 +121,14 @@ async def attendees_of(pool: asyncpg.Pool, series: MeetingSeries) -> list[Attend
     return [found[p] for p in (series.mentor_id, series.mentee_id) if p in found]
 
 
-async def _program(pool: asyncpg.Pool, pairing_id: str) -> ProgramSpec | None:
-    raw = await pool.fetchval(
-        "SELECT program FROM cohorts WHERE starts_with($1, cohort_id || '.') "
-        "ORDER BY length(cohort_id) DESC LIMIT 1", pairing_id)
+async def _program(pool: asyncpg.Pool, series: MeetingSeries) -> ProgramSpec | None:
+    raw = await pool.fetchval("SELECT program FROM cohorts WHERE cohort_id = $1",
+                              series.cohort_id)
     return ProgramSpec.model_validate_json(raw) if raw else None
 
 
 async def _program_name(pool: asyncpg.Pool, series: MeetingSeries) -> str:
-    program = await _program(pool, series.pairing_id)
+    program = await _program(pool, series)
     return program.name if program else "Sebaya"
 
 
@@ -155,7 +154,7 @@ async def participant_feed(store: EventStore, employee_id: str, organizer: Atten
         series = meeting_series(
             e.EVENTS_BY_TYPE[r.type].model_validate(r.payload) for r in records)
         entries.append((series, await attendees_of(pool, series)))
-        program = program or await _program(pool, series.pairing_id)
+        program = program or await _program(pool, series)
     name = await pool.fetchval(
         "SELECT name FROM participants WHERE employee_id = $1 AND erased_at IS NULL",
         employee_id)
