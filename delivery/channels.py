@@ -14,7 +14,12 @@ import hashlib
 import hmac
 import json
 import time
-from email.message import EmailMessage
+from email import encoders
+from email.header import Header
+from email.message import Message as MimeMessage
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from email.utils import formataddr, formatdate, parseaddr
 from typing import Any, Literal, Protocol
 
@@ -23,7 +28,7 @@ import httpx
 import structlog
 from pydantic import BaseModel, ConfigDict
 
-from delivery.message import Message
+from delivery.message import Attachment, Message
 
 
 class Delivery(BaseModel):
@@ -135,38 +140,39 @@ class SmtpChannel:
         self._password = password
         self._timeout = timeout
         self.sender = sender
-        address = parseaddr(sender)[1]
-        self.domain = address.rpartition("@")[2] or "localhost"
+        self._envelope_from = parseaddr(sender)[1]
+        self.domain = self._envelope_from.rpartition("@")[2] or "localhost"
         self._size = connections
         self._idle: asyncio.Queue[aiosmtplib.SMTP | None] = asyncio.Queue()
         for _ in range(connections):
             self._idle.put_nowait(None)  # a slot; connected on first use
 
-    def build(self, contact: Contact, delivery: Delivery, message: Message) -> EmailMessage:
-        """The MIME message: text and HTML alternatives, then any attachments."""
+    def build(self, contact: Contact, delivery: Delivery, message: Message) -> MimeMessage:
+        """The MIME message: text and HTML alternatives, then any attachments.
+
+        Built with the ``compat32`` classes: the modern ``EmailMessage`` parses and refolds
+        every header in pure Python, which cost more than the rest of a delivery together.
+        """
         if not contact.email:
             raise DeliveryFailed("no e-mail address", permanent=True)
-        mail = EmailMessage()
+        body = MIMEMultipart("alternative")
+        body.attach(MIMEText(message.text, "plain", "utf-8"))
+        body.attach(MIMEText(message.html, "html", "utf-8"))
+        mail = body
+        if message.attachments:
+            mail = MIMEMultipart("mixed")
+            mail.attach(body)
+            for attachment in message.attachments:
+                mail.attach(_attachment_part(attachment))
         mail["From"] = self.sender
-        mail["To"] = formataddr((contact.name or "", contact.email))
-        mail["Subject"] = message.subject
+        mail["To"] = formataddr((contact.name or "", contact.email), charset="utf-8")
+        mail["Subject"] = _header(message.subject)
         mail["Date"] = formatdate(localtime=False)
         mail["Message-ID"] = message_id_for(delivery.idempotency_key, self.domain)
         mail["Content-Language"] = message.language
         mail["X-Sebaya-Delivery"] = delivery.idempotency_key
         mail["X-Sebaya-Kind"] = delivery.template
         mail["Auto-Submitted"] = "auto-generated"
-        mail.set_content(message.text)
-        mail.add_alternative(message.html, subtype="html")
-        for attachment in message.attachments:
-            content_type, _, raw_params = attachment.content_type.partition(";")
-            maintype, _, subtype = content_type.strip().partition("/")
-            params = dict(
-                (k.strip(), v.strip().strip('"'))
-                for k, _, v in (p.partition("=") for p in raw_params.split(";") if "=" in p)
-            )
-            mail.add_attachment(attachment.content, maintype=maintype, subtype=subtype,
-                                filename=attachment.filename, params=params)
         return mail
 
     async def _connect(self) -> aiosmtplib.SMTP:
@@ -187,7 +193,8 @@ class SmtpChannel:
                 try:
                     if smtp is None or not reused:
                         smtp = await self._connect()
-                    errors, _ = await smtp.send_message(mail)
+                    errors, _ = await smtp.sendmail(self._envelope_from, [str(contact.email)],
+                                                    mail.as_bytes())
                     if errors:  # one recipient only, so this is that recipient refused
                         code, text = next(iter(errors.values()))
                         raise DeliveryFailed(f"{code} {text}", permanent=code >= 500)
@@ -228,6 +235,25 @@ class SmtpChannel:
                 except aiosmtplib.SMTPException:
                     smtp.close()
             self._idle.put_nowait(None)
+
+
+def _header(value: str) -> Any:
+    """ASCII as is; anything else as RFC 2047 encoded words (compat32 needs the Header)."""
+    return value if value.isascii() else Header(value, "utf-8", header_name="Subject")
+
+
+def _attachment_part(attachment: Attachment) -> MIMEBase:
+    content_type, _, raw_params = attachment.content_type.partition(";")
+    maintype, _, subtype = content_type.strip().partition("/")
+    params = {k.strip(): v.strip().strip('"')
+              for k, _, v in (p.partition("=") for p in raw_params.split(";") if "=" in p)}
+    part = MIMEBase(maintype, subtype)
+    for key, value in params.items():
+        part.set_param(key, value)
+    part.set_payload(attachment.content)
+    encoders.encode_base64(part)
+    part.add_header("Content-Disposition", "attachment", filename=attachment.filename)
+    return part
 
 
 WebhookStyle = Literal["slack", "generic"]
