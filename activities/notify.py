@@ -58,7 +58,7 @@ class NotificationActivities:
     (default: the log). ``retry_every``: also retry failed deliveries in the background, at
     this interval, once the first notification has been sent (the worker sets it).
     ``client``: with it, deliveries due outside the recipient's working hours wait in a
-    durable workflow (docs/calendar.md, "Quiet hours"); without it everything goes at once."""
+    durable workflow (docs/notifications.md, "Quiet hours"); without it everything goes at once."""
 
     def __init__(
         self,

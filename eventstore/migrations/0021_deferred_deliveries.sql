@@ -1,5 +1,5 @@
 -- Quiet hours: a delivery that fell due outside its recipient's working hours is recorded as
--- 'deferred' while its DeferredDeliveryWorkflow waits for the window (docs/calendar.md); the
+-- 'deferred' while its DeferredDeliveryWorkflow waits for the window (docs/notifications.md); the
 -- workflow turns it back to 'pending' when it sends. `deliver_at` says when, for operations.
 ALTER TABLE deliveries
     DROP CONSTRAINT deliveries_status_known,
