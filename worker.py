@@ -216,7 +216,7 @@ async def serve(
             from sebaya.roster_feed import RosterFeedActivities
 
             activities = build_activities(
-                infra.pool, infra.registry, infra.channel, client=infra.temporal
+                infra.pool, infra.registry, infra.notifier, client=infra.temporal
             )
             # The scheduled roster sync reads HR exports: entry-point code (intake, operations).
             activities.append(RosterFeedActivities(infra.pool, infra.temporal).sync_from_source)

@@ -4,79 +4,47 @@ start and end pairing workflows."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 import asyncpg
 from temporalio.client import Client
 
 from activities.cohort import CohortActivities
+from activities.digest import DigestActivities
 from activities.notify import NotificationActivities
 from activities.recording import RecordingActivities
 from activities.store import StoreActivities
-from delivery.channels import NotificationChannel
-from delivery.dispatch import MessageDecorator
-from delivery.message import Renderer
-from delivery.routing import Router
-from eventstore import EventStore
-from sebaya.catalog import domain_registry
-from sebaya.settings import Settings, get_settings
-
-# How often a worker retries failed deliveries whose backoff has elapsed.
-RETRY_SWEEP = timedelta(minutes=1)
-
-
-def _dev_mail(settings: Settings) -> tuple[str, int] | None:
-    """The embedded stack's mail catcher (`sebaya dev up`), unless a mail server is configured."""
-    if settings.smtp_host:
-        return None
-    from sebaya.devstack import mail_catcher_address
-
-    return mail_catcher_address(settings.state_dir)
-
-
-def build_notifier(
-    pool: asyncpg.Pool,
-    settings: Settings,
-    *,
-    channel: NotificationChannel | None = None,
-    decorators: tuple[MessageDecorator, ...] = (),
-    retry_every: timedelta | None = None,
-) -> NotificationActivities:
-    """Notifications as this deployment sends them (the worker, the CLI and the web app).
-    ``decorators`` add to each rendered message before it is sent (e.g. calendar invites)."""
-    channels = channel or Router.from_settings(settings, smtp_fallback=_dev_mail(settings))
-    return NotificationActivities(pool, channels, renderer=Renderer(settings.web_url),
-                                  decorators=decorators, retry_every=retry_every)
+from eventstore import EventRegistry, EventStore
 
 
 def build_activities(
     pool: asyncpg.Pool,
-    settings: Settings | None = None,
+    registry: EventRegistry,
+    notifier: NotificationActivities,
     *,
     client: Client | None = None,
-    channel: NotificationChannel | None = None,
 ) -> list[Callable[..., Any]]:
-    """Every activity the worker registers, bound to shared infrastructure.
+    """Every activity the worker registers, bound to the infrastructure the composition root
+    (``sebaya/bootstrap.py``) built: the pool, the event registry and the notifier (channels,
+    templates, invites, quiet hours as this deployment is configured).
 
     ``client`` is the worker's own Temporal client: the cohort's activities use it to start
     and end pairing workflows. Without one, only the pairing activities are offered.
-    ``channel`` sends every notification one way; without it, channels come from the settings
-    (docs/notifications.md), with the embedded stack's mail catcher as the SMTP default.
     """
-    settings = settings or get_settings()
-    store = EventStore(pool, domain_registry())
-    store_acts = StoreActivities(store)
-    notify = build_notifier(pool, settings, channel=channel, retry_every=RETRY_SWEEP)
-    recording = RecordingActivities(store_acts, notify)
+    store = EventStore(pool, registry)
+    store_acts = StoreActivities(store, registry)
+    recording = RecordingActivities(store_acts, notifier)
     acts: list[Callable[..., Any]] = [
         store_acts.append_events,
         store_acts.read_events,
-        notify.send_notifications,
+        notifier.send_notifications,
         recording.record_and_notify,
+        DigestActivities(pool, notifier, client).send_coordinator_digest,
     ]
     if client is not None:
         cohort = CohortActivities(pool, store, client)
-        acts += [cohort.run_matching, cohort.score_pairs, cohort.find_rematch,
-                 cohort.launch_pairings, cohort.end_pairing]
+        acts += [cohort.run_matching, cohort.score_swaps, cohort.score_pairs,
+                 cohort.find_rematch, cohort.launch_pairings, cohort.end_pairing,
+                 cohort.apply_roster, cohort.check_running_pairs, cohort.match_joiners,
+                 cohort.offer_exit]
     return acts

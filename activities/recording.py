@@ -33,7 +33,9 @@ class RecordingActivities:
         # Adopted: the stream holds other events than the decided ones, so the decided
         # notifications describe nothing stored. The workflow works out the adopted events'.
         if inp.deliveries and not result.adopted:
+            # A decision's events share one instant, the workflow time it was taken at.
+            decided_at = inp.append.events[0].metadata.occurred_at if inp.append.events else None
             await self._notify.send_notifications(
-                SendNotificationsInput(deliveries=inp.deliveries)
+                SendNotificationsInput(deliveries=inp.deliveries, decided_at=decided_at)
             )
         return result

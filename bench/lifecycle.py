@@ -37,12 +37,11 @@ from temporalio.worker import Worker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from activities import build_activities
-from activities.notify import LogChannel
+from delivery.channels import LogChannel
 from eventstore import migrate
-from sebaya.bootstrap import build_registry
+from sebaya.bootstrap import build_registry, build_worker_activities
 from sebaya.samples.pairing_lifecycle import drive_weekly_lifecycle, start_pairing
-from sebaya.settings import temporal_cli_path
+from sebaya.settings import Settings, temporal_cli_path
 from workflows import ALL_WORKFLOWS
 
 SIMULATION_ONLY = {
@@ -87,8 +86,9 @@ async def main(pairings: int) -> None:
             queue = f"bench-{uuid.uuid4().hex[:6]}"
             worker = Worker(env.client, task_queue=queue,
                             workflows=[*ALL_WORKFLOWS, BareWorkflow],
-                            activities=[*build_activities(pool, build_registry(), LogChannel(),
-                                                         client=env.client), noop],
+                            activities=[*build_worker_activities(
+                                pool, build_registry(), Settings(), channel=LogChannel(),
+                                client=env.client), noop],
                             max_concurrent_workflow_tasks=200,
                             max_concurrent_local_activities=200)
             async with worker:

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-STATUSES = ("pending", "sent", "failed", "dead", "suppressed_erased")
+STATUSES = ("pending", "sent", "failed", "dead", "suppressed_erased", "deferred")
 
 
 @dataclass(frozen=True)

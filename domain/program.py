@@ -6,7 +6,7 @@ Pure data with validation; no I/O. ``intake.load_program`` reads it from YAML.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -229,6 +229,18 @@ class NotificationPolicy(BaseModel):
     personal_preference: bool = True
     # Where escalations, exit reports and the digest go; without it they are only logged.
     coordinator_email: str | None = Field(default=None, pattern=EMAIL_PATTERN, max_length=254)
+    # Local [opens, closes) in each recipient's own time zone; a message due outside waits for
+    # the next opening (delivery/quiet_hours.py). opens > closes spans midnight.
+    working_hours: tuple[time, time] = (time(8, 0), time(20, 0))
+
+    @field_validator("working_hours")
+    @classmethod
+    def _hours_open_and_close(cls, hours: tuple[time, time]) -> tuple[time, time]:
+        if hours[0] == hours[1]:
+            raise ValueError("working_hours must open and close at different times")
+        if any(t.tzinfo is not None for t in hours):
+            raise ValueError("working_hours are local times, without a time zone")
+        return hours
 
 
 class ProgramSpec(BaseModel):

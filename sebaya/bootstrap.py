@@ -13,21 +13,39 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TypeVar
+from datetime import timedelta
+from typing import Any, TypeVar
 
 import asyncpg
 from pydantic import BaseModel
 from temporalio.client import Client
 from temporalio.runtime import Runtime
 
-from activities.notify import LogChannel, NotificationChannel
+from activities import build_activities
+from activities.notify import NotificationActivities
+from delivery.channels import NotificationChannel, SmtpChannel, WebhookChannel
+from delivery.dispatch import MessageDecorator
+from delivery.invites import CalendarAttacher, organizer_from
+from delivery.message import Renderer
+from delivery.routing import Router
 from domain import catalog
-from eventstore import EventRegistry
+from domain.program import NotifyVia
+from eventstore import EventRegistry, EventStore
 from sebaya.logging import get_logger
 from sebaya.runtime import Services, connect_pool, connect_temporal, resolve_services
 from sebaya.settings import Settings, get_settings
 
-__all__ = ["Infrastructure", "build_channel", "build_registry", "open_infrastructure"]
+__all__ = [
+    "Infrastructure",
+    "build_notifier",
+    "build_registry",
+    "build_router",
+    "build_worker_activities",
+    "open_infrastructure",
+]
+
+# How often a worker retries failed deliveries whose backoff has elapsed.
+RETRY_SWEEP = timedelta(minutes=1)
 
 T = TypeVar("T")
 log = get_logger("sebaya.bootstrap")
@@ -50,10 +68,79 @@ def build_registry(
     return registry
 
 
-def build_channel(settings: Settings) -> NotificationChannel:
-    """The notification channel this deployment delivers through."""
-    del settings  # one channel today; delivery configuration selects among several
-    return LogChannel()
+def _dev_mail(settings: Settings) -> tuple[str, int] | None:
+    """The embedded stack's mail catcher (`sebaya dev up`), unless a mail server is configured."""
+    if settings.smtp_host:
+        return None
+    from sebaya.devstack import mail_catcher_address
+
+    return mail_catcher_address(settings.state_dir)
+
+
+def build_router(settings: Settings) -> Router:
+    """The deployment's channels from ``SEBAYA_SMTP_*`` / ``SEBAYA_WEBHOOK_*``
+    (docs/notifications.md); without an SMTP host, the embedded stack's mail catcher."""
+    email: NotificationChannel | None = None
+    fallback = _dev_mail(settings)
+    if settings.smtp_host:
+        email = SmtpChannel(
+            settings.smtp_host, settings.smtp_port, sender=settings.smtp_from,
+            tls=settings.smtp_tls, username=settings.smtp_username,
+            password=(settings.smtp_password.get_secret_value()
+                      if settings.smtp_password else None),
+            connections=settings.smtp_connections,
+        )
+    elif fallback is not None:
+        email = SmtpChannel(fallback[0], fallback[1], sender=settings.smtp_from,
+                            tls="none", connections=settings.smtp_connections)
+    chat: NotificationChannel | None = None
+    if settings.webhook_url:
+        chat = WebhookChannel(
+            settings.webhook_url, style=settings.webhook_style,
+            secret=(settings.webhook_secret.get_secret_value()
+                    if settings.webhook_secret else None),
+        )
+    default = None if settings.notify_channel == "auto" else NotifyVia(settings.notify_channel)
+    return Router(email=email, chat=chat, default=default)
+
+
+def build_notifier(
+    pool: asyncpg.Pool,
+    registry: EventRegistry,
+    settings: Settings,
+    *,
+    client: Client | None = None,
+    channel: NotificationChannel | None = None,
+    decorators: tuple[MessageDecorator, ...] | None = None,
+    retry_every: timedelta | None = RETRY_SWEEP,
+) -> NotificationActivities:
+    """Notifications as this deployment sends them (the worker, the CLI, the web app).
+
+    ``channel``: every notification one way (tests, a single-channel deployment); default:
+    :func:`build_router`. ``decorators`` add to each rendered message before it is sent;
+    default: the pairing's calendar invite. ``client`` lets a delivery due outside the
+    recipient's working hours wait on a durable timer.
+    """
+    if decorators is None:
+        decorators = (CalendarAttacher(EventStore(pool, registry),
+                                       organizer_from(settings.smtp_from)),)
+    return NotificationActivities(
+        pool, channel if channel is not None else build_router(settings),
+        renderer=Renderer(settings.web_url), decorators=decorators, retry_every=retry_every,
+        client=client)
+
+
+def build_worker_activities(
+    pool: asyncpg.Pool,
+    registry: EventRegistry,
+    settings: Settings,
+    *,
+    client: Client | None = None,
+    channel: NotificationChannel | None = None,
+) -> list[Callable[..., Any]]:
+    """Every activity a worker registers, on this deployment's notifier."""
+    notifier = build_notifier(pool, registry, settings, client=client, channel=channel)
+    return build_activities(pool, registry, notifier, client=client)
 
 
 @dataclass(frozen=True)
@@ -64,7 +151,7 @@ class Infrastructure:
     services: Services
     registry: EventRegistry
     pool: asyncpg.Pool
-    channel: NotificationChannel
+    notifier: NotificationActivities
     client: Client | None
 
     @property
@@ -105,16 +192,19 @@ async def open_infrastructure(
         lambda: connect_pool(services, min_size=pool_min_size, max_size=pool_max_size),
         connect_timeout,
     )
+    registry = build_registry()
+    notifier = build_notifier(pool, registry, settings, client=client)
     try:
         yield Infrastructure(
             settings=settings,
             services=services,
-            registry=build_registry(),
+            registry=registry,
             pool=pool,
-            channel=build_channel(settings),
+            notifier=notifier,
             client=client,
         )
     finally:
+        await notifier.aclose()
         await pool.close()
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel, ConfigDict
 from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
 
 from adapters.roster import load_profiles, load_program, register_cohort, save_contacts
 from domain import cohort_events as ce
@@ -28,6 +29,7 @@ from domain.program import ProgramSpec
 from domain.roster import RosterDiff, apply_diff, diff_roster, people_digest, roll_back
 from eventstore import EventStore
 from workflows.cohort import CohortInput, CohortWorkflow, RosterSyncResult
+from workflows.digest import CoordinatorDigestWorkflow, DigestInput, digest_workflow_id
 
 COHORT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 
@@ -48,14 +50,15 @@ async def start_cohort(
     started_by: str = "ops",
     max_history_events: int | None = None,
 ) -> WorkflowHandle[CohortWorkflow, Any]:
-    """Record the roster (contacts stay in Postgres) and start the cohort's workflow."""
+    """Record the roster (contacts stay in Postgres), start the cohort's workflow and its
+    coordinator's weekly digest."""
     cohort_id = cohort_id or new_cohort_id(program)
     if not COHORT_ID.match(cohort_id):
         raise ValueError(
             f"cohort id {cohort_id!r}: use 1-40 letters, digits, '-' or '_' (no dots)"
         )
     digest = await register_cohort(pool, cohort_id, program, people)
-    return await client.start_workflow(
+    handle = await client.start_workflow(
         CohortWorkflow.run,
         CohortInput(
             cohort_id=cohort_id,
@@ -72,6 +75,13 @@ async def start_cohort(
         id=cohort_workflow_id(cohort_id),
         task_queue=task_queue,
     )
+    await client.start_workflow(
+        CoordinatorDigestWorkflow.run,
+        DigestInput(cohort_id=cohort_id, timezone=program.ground_rules.timezone),
+        id=digest_workflow_id(cohort_id), task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    return handle
 
 
 def cohort_handle(client: Client, cohort_id: str) -> WorkflowHandle[CohortWorkflow, Any]:

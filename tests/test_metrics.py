@@ -15,11 +15,10 @@ import asyncpg
 import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
 
-from activities import build_activities
-from activities.notify import LogChannel
+from delivery.channels import LogChannel
 from domain import commands as c
 from projections import Projector
-from sebaya.bootstrap import build_registry
+from sebaya.bootstrap import build_registry, build_worker_activities
 from sebaya.metrics import MetricsConfigError, metrics_runtime, refresh_store_gauges
 from sebaya.runtime import Services, connect_temporal
 from sebaya.settings import Settings
@@ -78,7 +77,8 @@ async def test_the_endpoint_serves_sdk_and_sebaya_metrics_after_real_work(
                         namespace=base.namespace, task_queue=task_queue)
     client = await connect_temporal(services, settings=settings, runtime=runtime)
     stop = asyncio.Event()
-    activities = build_activities(db_pool, build_registry(), LogChannel(), client=client)
+    activities = build_worker_activities(db_pool, build_registry(), Settings(), client=client,
+                                         channel=LogChannel())
     worker = asyncio.create_task(run_worker(client, settings, activities, stop=stop))
     try:
         before = await asyncio.to_thread(scrape, address)

@@ -55,7 +55,7 @@ async def _simulate(console: Console, infra: Any, program: Any, roster: Any, see
                     began: float, week3: Path | None = None) -> None:
     from temporalio.testing import TimeSkipper, TimeSkippingConfig
 
-    from activities import build_activities
+    from sebaya.bootstrap import build_worker_activities
     from sebaya.operations import new_cohort_id, start_cohort
     from sebaya.simulation import CohortSimulation
     from worker import build_worker
@@ -70,7 +70,7 @@ async def _simulate(console: Console, infra: Any, program: Any, roster: Any, see
     own_worker = settings.uses_external_services
     worker = build_worker(
         skipper.client, settings,
-        build_activities(pool, infra.registry, infra.channel, client=skipper.client),
+        build_worker_activities(pool, infra.registry, settings, client=skipper.client),
     ) if own_worker else None
     async with worker if worker is not None else contextlib.nullcontext():
         cohort_id = new_cohort_id(program)

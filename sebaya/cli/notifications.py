@@ -43,7 +43,8 @@ def _run(use: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
 @app.command("list")
 def list_(
     status: Annotated[list[str] | None, typer.Option(
-        "--status", help="pending, sent, failed, dead or suppressed_erased (repeatable).")] = None,
+        "--status", help="pending, sent, failed, dead, suppressed_erased or deferred "
+        "(repeatable).")] = None,
     recipient: Annotated[str | None, typer.Option(help="Only this employee id.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
@@ -81,10 +82,10 @@ def retry(
     a fresh allowance of attempts, even when it is dead."""
     if bool(keys) == all_failed:
         raise _fail("name delivery keys or pass --all-failed (not both)")
-    from activities import build_notifier
+    from sebaya.bootstrap import build_notifier, build_registry
 
     async def main(pool: asyncpg.Pool) -> dict[str, int]:
-        notifier = build_notifier(pool, Settings())
+        notifier = build_notifier(pool, build_registry(), Settings())
         try:
             result = await notifier.dispatcher.retry(keys if keys else None)
         finally:

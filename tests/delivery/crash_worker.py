@@ -26,7 +26,7 @@ from delivery.channels import Contact, Delivery, SmtpChannel
 from delivery.message import Message
 from delivery.routing import Router
 from eventstore import EventStore
-from sebaya.catalog import domain_registry
+from sebaya.bootstrap import build_registry
 from worker import WORKFLOW_RUNNER
 from workflows import ALL_WORKFLOWS
 
@@ -80,7 +80,8 @@ async def main() -> None:
     pool = await asyncpg.create_pool(args.dsn, min_size=1, max_size=5)
     smtp = CrashingSmtp("127.0.0.1", args.smtp_port, sender="Sebaya <noreply@sebaya.test>",
                         tls="none", crash=args.crash, on=args.on)
-    store = StoreActivities(EventStore(pool, domain_registry()))
+    registry = build_registry()
+    store = StoreActivities(EventStore(pool, registry), registry)
     notify = NotificationActivities(pool, Router(email=smtp))
     recorder = (CrashingRecorder(store, notify, args.on) if args.crash == "after_mark"
                 else RecordingActivities(store, notify))

@@ -13,11 +13,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-from activities import build_notifier
 from activities.notify import SendNotificationsInput
 from delivery.catcher import read_messages
 from delivery.channels import Contact, Delivery
 from delivery.message import Attachment, Message
+from sebaya.bootstrap import build_notifier, build_registry
 from sebaya.devstack import DevStack, mail_catcher_address
 from sebaya.settings import Settings
 from tests.delivery.support import add_person
@@ -51,7 +51,7 @@ async def test_dev_stack_catches_mail(temporal_env: Any, db_dsn: str, db_pool: a
         assert host_port is not None and mail.address.endswith(f":{host_port[1]}")
 
         await add_person(db_pool, "E1", "Budi", "budi@example.co.id")
-        notifier = build_notifier(db_pool, settings, decorators=(with_invite,))
+        notifier = build_notifier(db_pool, build_registry(), settings, decorators=(with_invite,))
         result = await notifier.send_notifications(SendNotificationsInput(deliveries=[
             Delivery(idempotency_key="ev1:E1:reminder_meeting", recipient="E1",
                      template="reminder_meeting",

@@ -17,11 +17,10 @@ import asyncpg
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
-from activities import build_activities
-from activities.notify import LogChannel
+from delivery.channels import LogChannel
 from domain import events as e
 from eventstore import EventRegistry, EventStore
-from sebaya.bootstrap import build_registry
+from sebaya.bootstrap import build_registry, build_worker_activities
 
 # The model pairing lives beside the code so bench/ can drive it too; tests import it here.
 from sebaya.samples.pairing_lifecycle import (
@@ -37,6 +36,7 @@ from sebaya.samples.pairing_lifecycle import (
     start_pairing,
     started_state,
 )
+from sebaya.settings import Settings
 from workflows import ALL_WORKFLOWS
 
 __all__ = [
@@ -57,7 +57,8 @@ async def running_worker(
         client,
         task_queue=task_queue,
         workflows=ALL_WORKFLOWS,
-        activities=build_activities(pool, registry, LogChannel(), client=client),
+        activities=build_worker_activities(pool, registry, Settings(), client=client,
+                                           channel=LogChannel()),
         max_concurrent_workflow_tasks=50,
     )
     async with worker:

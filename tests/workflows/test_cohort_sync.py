@@ -241,22 +241,23 @@ async def test_a_schedule_runs_the_sync_from_a_file_and_can_be_removed(
 ) -> None:
     from temporalio.worker import Worker
 
-    from activities import build_activities
-    from activities.notify import LogChannel
     from contracts.roster_feed import roster_feed_schedule_id
-    from sebaya.bootstrap import build_registry
+    from delivery.channels import LogChannel
+    from sebaya.bootstrap import build_registry, build_worker_activities
     from sebaya.roster_feed import (
         RosterFeedActivities,
         schedule_roster_sync,
         unschedule_roster_sync,
     )
+    from sebaya.settings import Settings
     from workflows import ALL_WORKFLOWS
 
     program = load_program(EXAMPLES / "program.yaml").model_copy(
         update={"approval": Approval.AUTO})
     people = roster(program)
     env = temporal_env
-    activities = [*build_activities(db_pool, build_registry(), LogChannel(), client=env.client),
+    activities = [*build_worker_activities(db_pool, build_registry(), Settings(),
+                                             client=env.client, channel=LogChannel()),
                   RosterFeedActivities(db_pool, env.client).sync_from_source]
     async with Worker(env.client, task_queue=task_queue, workflows=ALL_WORKFLOWS,
                       activities=activities):
