@@ -1,0 +1,127 @@
+"""The web service, assembled: :func:`create_app` takes its infrastructure as arguments
+(tests pass the test database and the test Temporal server; ``sebaya serve`` passes the
+configured ones, see :mod:`sebaya.cli.serve`)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+import structlog
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.staticfiles import StaticFiles
+from temporalio.client import Client
+
+from activities.notify import NotificationChannel
+from eventstore import EventRegistry, EventStore
+from web import auth, problems
+from web.deps import DEFAULT_AUTHENTICATORS, Authenticator, Services
+from web.settings import WebSettings
+
+API_PREFIX = "/api/v1"
+STATIC = Path(__file__).resolve().with_name("static")
+
+_log = structlog.get_logger("sebaya.web")
+
+
+def build_services(*, pool: asyncpg.Pool, client: Client, registry: EventRegistry,
+                   settings: WebSettings, channel: NotificationChannel,
+                   authenticators: tuple[Authenticator, ...] = DEFAULT_AUTHENTICATORS,
+                   ) -> Services:
+    return Services(
+        pool=pool, client=client, store=EventStore(pool, registry), settings=settings,
+        channel=channel,
+        links=auth.MagicLinks(pool, settings.secret_key, settings.magic_link_minutes),
+        authenticators=authenticators,
+    )
+
+
+ServicesFactory = Callable[[], AbstractAsyncContextManager[Services]]
+
+
+def create_app(
+    *,
+    pool: asyncpg.Pool | None = None,
+    client: Client | None = None,
+    registry: EventRegistry | None = None,
+    settings: WebSettings | None = None,
+    channel: NotificationChannel | None = None,
+    services_factory: ServicesFactory | None = None,
+    authenticators: tuple[Authenticator, ...] = DEFAULT_AUTHENTICATORS,
+) -> FastAPI:
+    """The ASGI app. Give either the infrastructure (``pool``, ``client``, ``registry``,
+    ``settings``, ``channel``; the caller owns and closes them) or ``services_factory``, an
+    async context manager opened at start-up and closed at shutdown."""
+    given: Services | None = None
+    if services_factory is None:
+        if pool is None or client is None or registry is None or channel is None:
+            raise TypeError("give pool, client, registry and channel, or services_factory")
+        given = build_services(pool=pool, client=client, registry=registry,
+                               settings=settings or WebSettings(), channel=channel,
+                               authenticators=authenticators)
+
+        @asynccontextmanager
+        async def _given() -> AsyncIterator[Services]:
+            yield given
+
+        services_factory = _given
+
+    factory = services_factory
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with factory() as svc:
+            app.state.services = svc
+            yield
+
+    app = FastAPI(
+        title="Sebaya",
+        version="1",
+        description="Peer-mentoring programs: participants, coordinators and auditors.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    if given is not None:
+        app.state.services = given  # usable before the lifespan runs (ASGI test clients)
+    problems.install(app)
+    app.middleware("http")(_request_log)
+    _include_routers(app)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _include_routers(app: FastAPI) -> None:
+    from web.routers import audit, cohorts, health, pages, pairings, sign_in, staff_pages
+
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(pairings.router)
+    api.include_router(sign_in.api_router)
+    api.include_router(cohorts.router)
+    api.include_router(audit.router)
+    app.include_router(health.router)
+    app.include_router(api)
+    app.include_router(sign_in.page_router)
+    app.include_router(pages.router)
+    app.include_router(staff_pages.router)
+
+
+async def _request_log(request: Request,
+                       call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    if len(request_id) > 100 or not request_id.isprintable():
+        request_id = uuid.uuid4().hex
+    start = time.perf_counter()
+    with structlog.contextvars.bound_contextvars(request_id=request_id):
+        response = await call_next(request)
+        _log.info("request", method=request.method, path=request.url.path,
+                  status=response.status_code,
+                  ms=round((time.perf_counter() - start) * 1000, 1))
+    response.headers["X-Request-ID"] = request_id
+    return response
+

@@ -1,0 +1,165 @@
+"""Signing in: participants by a link sent to their e-mail, staff in the browser with their
+API token; signing out.
+
+Asking for a link always answers the same (202, or the same page), whether or not the
+address belongs to anyone, and the mail goes out after the answer, so neither the answer nor
+its timing tells who has an account. Opening the link only shows a page; its "Continue"
+button (a POST) uses the link up, so mail scanners that fetch links cannot burn it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import structlog
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel, Field
+
+from activities.notify import Delivery, NotificationActivities, SendNotificationsInput
+from web import auth
+from web.auth import LinkInvalid
+from web.deps import PUBLIC, SESSION_COOKIE, Services, ServicesDep, SignedInDep
+from web.pages import render
+
+api_router = APIRouter(tags=["sign-in"])
+page_router = APIRouter(tags=["pages"], include_in_schema=False)
+
+_log = structlog.get_logger("sebaya.web.sign_in")
+
+
+class MagicLinkRequest(BaseModel):
+    email: str = Field(min_length=3, max_length=320)
+
+
+class Accepted(BaseModel):
+    status: str = "accepted"
+    detail: str = "if this address belongs to a participant, a sign-in link is on its way"
+
+
+class Me(BaseModel):
+    role: str
+    subject: str
+    via: str
+    csrf_token: str | None
+    """Send it as ``X-CSRF-Token`` on writes made with the session cookie."""
+
+
+async def send_link(svc: Services, email: str) -> None:
+    """Find the participant by e-mail and mail them a link; nothing when there is none."""
+    employee = await svc.pool.fetchval(
+        "SELECT employee_id FROM participants "
+        "WHERE lower(email) = lower($1) AND erased_at IS NULL ORDER BY employee_id LIMIT 1",
+        email.strip())
+    if employee is None:
+        _log.info("sign-in link asked for an unknown address")
+        return
+    token = await svc.links.issue(employee)
+    url = f"{svc.settings.public_url.rstrip('/')}/auth/magic?{urlencode({'token': token})}"
+    key = f"magic-link:{auth.digest(token)[:32]}"
+    await NotificationActivities(svc.pool, svc.channel).send_notifications(
+        SendNotificationsInput(deliveries=[Delivery(
+            idempotency_key=key, recipient=employee, template="magic_link",
+            data={"url": url, "expires_minutes": svc.links.minutes})]))
+    # The delivery log keeps each message's data; a usable link must not stay readable there.
+    await svc.pool.execute(
+        "UPDATE deliveries SET payload = payload || '{\"url\": \"[redacted]\"}'::jsonb "
+        "WHERE idempotency_key = $1", key)
+
+
+async def _send_quietly(svc: Services, email: str) -> None:
+    try:
+        await send_link(svc, email)
+    except Exception:
+        _log.exception("sending a sign-in link failed")
+
+
+@api_router.post("/auth/magic-link", status_code=202, response_model=Accepted,
+                 dependencies=[Depends(PUBLIC)], summary="E-mail me a sign-in link")
+async def request_link(body: MagicLinkRequest, svc: ServicesDep,
+                       background: BackgroundTasks) -> Accepted:
+    background.add_task(_send_quietly, svc, body.email)
+    return Accepted()
+
+
+@api_router.get("/me", response_model=Me, summary="Who am I (and my CSRF token)")
+async def who_am_i(me: SignedInDep, svc: ServicesDep) -> Me:
+    return Me(role=me.role, subject=me.subject, via=me.via,
+              csrf_token=auth.csrf_token(svc.settings.secret_key, me.session_id)
+              if me.session_id else None)
+
+
+# --- pages ------------------------------------------------------------------------------------
+
+
+def _set_session(response: Response, svc: Services, session_id: str) -> None:
+    response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="lax",
+                        secure=svc.settings.secure_cookies,
+                        max_age=svc.settings.session_days * 86400, path="/")
+
+
+@page_router.get("/sign-in", dependencies=[Depends(PUBLIC)])
+async def sign_in_page(request: Request) -> Any:
+    return render(request, "sign_in.html", {})
+
+
+@page_router.post("/sign-in", dependencies=[Depends(PUBLIC)])
+async def sign_in_submit(request: Request, svc: ServicesDep, background: BackgroundTasks,
+                         email: Annotated[str, Form(max_length=320)] = "") -> Any:
+    if len(email.strip()) < 3:
+        return render(request, "sign_in.html", {"error": "email_required"}, status_code=422)
+    background.add_task(_send_quietly, svc, email)
+    return render(request, "sign_in_sent.html", {}, status_code=202)
+
+
+@page_router.get("/auth/magic", dependencies=[Depends(PUBLIC)])
+async def magic_link_page(request: Request, svc: ServicesDep, token: str = "") -> Any:
+    try:
+        await svc.links.check(token)
+    except LinkInvalid as exc:
+        return render(request, "link_invalid.html", {"reason": exc.reason}, status_code=400)
+    return render(request, "link_continue.html", {"token": token})
+
+
+@page_router.post("/auth/magic", dependencies=[Depends(PUBLIC)])
+async def magic_link_continue(request: Request, svc: ServicesDep,
+                              token: Annotated[str, Form()] = "") -> Any:
+    try:
+        employee = await svc.links.consume(token)
+    except LinkInvalid as exc:
+        return render(request, "link_invalid.html", {"reason": exc.reason}, status_code=400)
+    session_id = await auth.create_session(svc.pool, "participant", employee,
+                                           days=svc.settings.session_days)
+    response = RedirectResponse("/", status_code=303)
+    _set_session(response, svc, session_id)
+    return response
+
+
+@page_router.get("/staff/sign-in", dependencies=[Depends(PUBLIC)])
+async def staff_sign_in_page(request: Request) -> Any:
+    return render(request, "staff_sign_in.html", {})
+
+
+@page_router.post("/staff/sign-in", dependencies=[Depends(PUBLIC)])
+async def staff_sign_in(request: Request, svc: ServicesDep,
+                        token: Annotated[str, Form()] = "") -> Any:
+    principal = await auth.principal_for_token(svc.pool, token.strip()) if token else None
+    if principal is None:
+        return render(request, "staff_sign_in.html", {"error": "bad_token"}, status_code=401)
+    session_id = await auth.create_session(svc.pool, principal.role, principal.subject,
+                                           days=1, token_id=principal.token_id)
+    response = RedirectResponse("/cohorts" if principal.role == "coordinator" else "/",
+                                status_code=303)
+    _set_session(response, svc, session_id)
+    return response
+
+
+@page_router.post("/sign-out")
+async def sign_out(request: Request, svc: ServicesDep,
+                   me: SignedInDep) -> Any:
+    if me.session_id:
+        await auth.revoke_session(svc.pool, me.session_id)
+    response = RedirectResponse("/sign-in", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
