@@ -9,10 +9,10 @@ bearer API token). Single sign-on is one more authenticator (an OIDC bearer-toke
 an OIDC callback route that opens the same server-side session): routes do not change.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: FastAPI reads the annotations of
+# ``Allow.__call__`` at run time, and an instance has no globals to resolve strings in.
 from dataclasses import dataclass
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Optional, Protocol
 
 import asyncpg
 from fastapi import Depends, Request
@@ -31,6 +31,11 @@ CSRF_FIELD = "csrf_token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
+class Authenticator(Protocol):
+    async def authenticate(self, request: Request, services: "Services"
+                           ) -> Principal | None: ...
+
+
 @dataclass(frozen=True)
 class Services:
     """Everything a request may use; made once at start-up, shared by all requests."""
@@ -42,10 +47,6 @@ class Services:
     channel: NotificationChannel
     links: auth.MagicLinks
     authenticators: tuple[Authenticator, ...]
-
-
-class Authenticator(Protocol):
-    async def authenticate(self, request: Request, services: Services) -> Principal | None: ...
 
 
 class SessionCookie:
@@ -119,10 +120,10 @@ class Allow:
         self.public = public
 
     @classmethod
-    def public_route(cls) -> Allow:
+    def public_route(cls) -> "Allow":
         return cls(public=True)
 
-    async def __call__(self, request: Request) -> Principal | None:
+    async def __call__(self, request: Request) -> Optional[Principal]:  # noqa: UP045
         principal = await authenticate(request)
         if self.public:
             return principal
@@ -146,7 +147,7 @@ SignedInDep = Annotated[Principal, Depends(Allow("participant", "coordinator", "
 AnyoneDep = Annotated[Principal | None, Depends(PUBLIC)]
 
 
-def rule_of(dependant: Any) -> Allow | None:
+def rule_of(dependant: Any) -> "Allow | None":
     """The :class:`Allow` rule among a route's dependencies (recursively), if any."""
     for dep in dependant.dependencies:
         if isinstance(dep.call, Allow):

@@ -129,6 +129,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "language": "Bahasa",
         "reason": "Alasan",
         "forbidden": "Anda tidak boleh membuka halaman ini.",
+        "auditor_intro": "Auditor membaca catatan melalui API (hanya-baca).",
     },
     "en": {
         "app_name": "Sebaya",
@@ -248,6 +249,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "language": "Language",
         "reason": "Reason",
         "forbidden": "You may not open this page.",
+        "auditor_intro": "Auditors read the record through the API (read only).",
     },
 }
 

@@ -38,6 +38,11 @@ def language(request: Request) -> str:
                          svc.settings.default_language)
 
 
+async def html_page(request: Request) -> None:
+    """Router dependency: refusals render as pages (a 401 sends people to sign in)."""
+    request.state.wants_html = True
+
+
 def render(request: Request, template: str, context: dict[str, Any], *,
            status_code: int = 200) -> HTMLResponse:
     svc = request.app.state.services

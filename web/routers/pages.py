@@ -16,16 +16,10 @@ from domain import commands as c
 from domain.events import Goal
 from web.auth import Principal
 from web.deps import PUBLIC, AnyoneDep, ParticipantDep, ServicesDep
-from web.pages import render
+from web.pages import html_page, render
 from web.participant_views import PairingDetail, load_pairing, my_pairings
 from web.problems import Problem
 from web.routers.pairings import act
-
-
-async def html_page(request: Request) -> None:
-    """Refusals on these routes render as pages (a 401 sends people to sign in)."""
-    request.state.wants_html = True
-
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(html_page)])
 
@@ -41,8 +35,7 @@ async def home(request: Request, me: AnyoneDep, svc: ServicesDep) -> Any:
     if me.role == "coordinator":
         return RedirectResponse("/cohorts", status_code=303)
     if me.role != "participant":
-        return render(request, "problem.html", {"problem": Problem(
-            403, "forbidden", "auditors use the API (/api/v1/docs)")}, status_code=403)
+        return render(request, "auditor_home.html", {})
     pairings = await my_pairings(svc.pool, me.subject)
     current = next((p for p in pairings if p.phase not in ("completed", "exited")),
                    pairings[0] if pairings else None)

@@ -21,10 +21,11 @@ from activities.notify import Delivery, NotificationActivities, SendNotification
 from web import auth
 from web.auth import LinkInvalid
 from web.deps import PUBLIC, SESSION_COOKIE, Services, ServicesDep, SignedInDep
-from web.pages import render
+from web.pages import html_page, render
 
 api_router = APIRouter(tags=["sign-in"])
-page_router = APIRouter(tags=["pages"], include_in_schema=False)
+page_router = APIRouter(tags=["pages"], include_in_schema=False,
+                        dependencies=[Depends(html_page)])
 
 _log = structlog.get_logger("sebaya.web.sign_in")
 
@@ -146,7 +147,7 @@ async def staff_sign_in(request: Request, svc: ServicesDep,
                         token: Annotated[str, Form()] = "") -> Any:
     principal = await auth.principal_for_token(svc.pool, token.strip()) if token else None
     if principal is None:
-        return render(request, "staff_sign_in.html", {"error": "bad_token"}, status_code=401)
+        return render(request, "staff_sign_in.html", {"error": "bad_token"}, status_code=400)
     session_id = await auth.create_session(svc.pool, principal.role, principal.subject,
                                            days=1, token_id=principal.token_id)
     response = RedirectResponse("/cohorts" if principal.role == "coordinator" else "/",

@@ -10,10 +10,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from projections.queries import cohort_status
 from web.deps import CoordinatorDep, ServicesDep
-from web.pages import render
+from web.pages import html_page, render
 from web.problems import Problem
 from web.routers.cohorts import ApproveBody, approve_proposal, list_cohorts, proposal_of
-from web.routers.pages import html_page
 
 router = APIRouter(prefix="/cohorts", include_in_schema=False,
                    dependencies=[Depends(html_page)])
