@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from audit.bundle import export_bundle
 from audit.history import PairingHistory, PairingNotFound, pairing_history
@@ -50,13 +51,21 @@ async def replay(pairing_id: str, who: ReaderDep, svc: ServicesDep,
     return await replay_pairing(svc.store, pairing_id, as_of=as_of, client=None)
 
 
-@router.get("/verify", response_model=VerifyResult, responses=ERRORS,
+class Verification(BaseModel):
+    ok: bool
+    """Every chain checked is intact and nothing asked for is missing."""
+    broken_streams: list[str]
+    result: VerifyResult
+
+
+@router.get("/verify", response_model=Verification, responses=ERRORS,
             summary="Verify the hash chain of a stream, a cohort, or everything")
 async def verify_chains(who: ReaderDep, svc: ServicesDep, stream: str | None = None,
-                        cohort: str | None = None) -> VerifyResult:
+                        cohort: str | None = None) -> Verification:
     if stream is not None and cohort is not None:
         raise Problem(422, "invalid_request", "give a stream or a cohort, not both")
-    return await verify(svc.store, stream=stream, cohort=cohort)
+    result = await verify(svc.store, stream=stream, cohort=cohort)
+    return Verification(ok=result.ok, broken_streams=result.broken_streams(), result=result)
 
 
 @router.get("/cohorts/{cohort_id}/bundle", responses={
