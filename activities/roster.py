@@ -54,14 +54,16 @@ async def register_cohort(
         # Contacts: keep an erased person erased even if an old HR export names them again.
         await conn.executemany(
             """
-            INSERT INTO participants (employee_id, name, email, timezone)
-            VALUES ($1, $2, $3, $4)
+            INSERT INTO participants (employee_id, name, email, timezone, notify_via)
+            VALUES ($1, $2, $3, $4, $5)
             ON CONFLICT (employee_id) DO UPDATE
                SET name = EXCLUDED.name, email = EXCLUDED.email,
-                   timezone = EXCLUDED.timezone, updated_at = now()
+                   timezone = EXCLUDED.timezone, notify_via = EXCLUDED.notify_via,
+                   updated_at = now()
              WHERE participants.erased_at IS NULL
             """,
-            [(p.employee_id, p.name, p.email, p.timezone) for p in people],
+            [(p.employee_id, p.name, p.email, p.timezone,
+              p.notify_via.value if p.notify_via else None) for p in people],
         )
         await conn.executemany(
             """

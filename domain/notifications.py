@@ -32,9 +32,18 @@ def notifications_for(state: PairingState, event: e.DomainEvent) -> list[Notific
     """``state`` is the pairing *after* the event was folded in."""
     pid = state.pairing_id
 
+    # Ids only (never names): the delivery layer looks names up to say which pairing it is.
     def to(side: Side, template: str, **data: Any) -> Notification:
+        other = Side.MENTEE if side is Side.MENTOR else Side.MENTOR
         return Notification(recipient=state.employee_of(side), template=template,
-                            data={"pairing_id": pid, **data})
+                            data={"pairing_id": pid, "cohort_id": state.cohort_id,
+                                  "partner_id": state.employee_of(other), **data})
+
+    def to_coordinator(template: str, **data: Any) -> Notification:
+        return Notification(recipient=coordinator_of(state), template=template,
+                            data={"pairing_id": pid, "cohort_id": state.cohort_id,
+                                  "mentor_id": state.mentor_id, "mentee_id": state.mentee_id,
+                                  **data})
 
     both = (Side.MENTOR, Side.MENTEE)
     match event:
@@ -53,16 +62,12 @@ def notifications_for(state: PairingState, event: e.DomainEvent) -> list[Notific
             return [to(side, "nudge_meetings_missed", missed=event.consecutive_missed)
                     for side in both]
         case e.PairingEscalated():
-            return [Notification(recipient=coordinator_of(state), template="escalation",
-                                 data={"pairing_id": pid, "missed": event.consecutive_missed})]
+            return [to_coordinator("escalation", missed=event.consecutive_missed)]
         case e.ExitOffered():
             return [to(side, "no_fault_exit_offered") for side in event.offered_to]
         case e.PairingExited():
-            notes = [Notification(
-                recipient=coordinator_of(state), template="pairing_exit_report",
-                data={"pairing_id": pid, "initiated_by": event.initiated_by.value,
-                      "reason": event.reason.value, "phase": event.phase_at_exit},
-            )]
+            notes = [to_coordinator("pairing_exit_report", initiated_by=event.initiated_by.value,
+                                    reason=event.reason.value, phase=event.phase_at_exit)]
             # Everyone in the pair gets the same neutral message: no reason, no initiator.
             notes += [to(side, "pairing_ended_neutral") for side in both
                       if state.employee_of(side) != event.leaving_employee_id]

@@ -90,12 +90,21 @@ class _Participant(BaseModel):
         return self
 
 
+class NotifyPreference(StrEnum):
+    """How a person would rather be reached (people.csv ``notify_via``)."""
+
+    EMAIL = "email"
+    CHAT = "chat"
+
+
 class Person(_Participant):
     """One row of people.csv: a participant as HR knows them."""
 
     name: str = Field(min_length=1, max_length=200)
     email: str = Field(pattern=EMAIL_PATTERN, max_length=254)
     manager_id: EmployeeId | None = None
+    # Contact detail, not matching input: not part of the profile (nor of the people digest).
+    notify_via: NotifyPreference | None = None
 
     @model_validator(mode="after")
     def _not_own_manager(self) -> Person:

@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from domain.people import EMAIL_PATTERN
 from domain.rules import GroundRules
 
 # Question ids become CSV column names (``q_<id>``), so keep them to one safe spelling.
@@ -203,6 +204,33 @@ class RematchPolicy(BaseModel):
     cool_off_days: int = Field(default=7, ge=0, le=365)
 
 
+class Language(StrEnum):
+    """The language everything a participant reads is written in."""
+
+    ID = "id"
+    EN = "en"
+
+
+class NotifyVia(StrEnum):
+    EMAIL = "email"
+    CHAT = "chat"
+    # Written to the service log only: for pilots and dry runs.
+    LOG = "log"
+
+
+class NotificationPolicy(BaseModel):
+    """How this program's notifications travel; unset fields keep the deployment's choice."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # The channel for everyone who has no preference of their own (people.csv ``notify_via``).
+    channel: NotifyVia | None = None
+    # False: ignore personal preferences, everyone gets ``channel``.
+    personal_preference: bool = True
+    # Where escalations, exit reports and the digest go; without it they are only logged.
+    coordinator_email: str | None = Field(default=None, pattern=EMAIL_PATTERN, max_length=254)
+
+
 class ProgramSpec(BaseModel):
     """A whole program as configured by its coordinator."""
 
@@ -217,6 +245,8 @@ class ProgramSpec(BaseModel):
     matching: MatchingPolicy = MatchingPolicy()
     approval: Approval = Approval.MANUAL
     rematch: RematchPolicy = RematchPolicy()
+    language: Language = Language.ID
+    notifications: NotificationPolicy = NotificationPolicy()
 
     @field_validator("name")
     @classmethod

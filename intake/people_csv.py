@@ -15,7 +15,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import ValidationError
 
-from domain.people import EMAIL_PATTERN, EMPLOYEE_ID_PATTERN, Person, Role, normalize_tag
+from domain.people import (
+    EMAIL_PATTERN,
+    EMPLOYEE_ID_PATTERN,
+    NotifyPreference,
+    Person,
+    Role,
+    normalize_tag,
+)
 from domain.program import (
     ProgramSpec,
     QuestionKind,
@@ -39,7 +46,7 @@ REQUIRED_COLUMNS = (
     "skills_offered",
     "skills_wanted",
 )
-OPTIONAL_COLUMNS = ("do_not_pair_with",)
+OPTIONAL_COLUMNS = ("do_not_pair_with", "notify_via")
 LIST_SEPARATOR = ";"
 
 # Indonesian HR systems often export the zone abbreviations; point at the IANA names.
@@ -361,6 +368,12 @@ def check_people(
             else:
                 avoid.append(other)
         values["do_not_pair_with"] = frozenset(avoid)
+        if via := row.raw("notify_via").lower():
+            if via in {v.value for v in NotifyPreference}:
+                values["notify_via"] = NotifyPreference(via)
+            else:
+                row.problem("notify_via", f"notify_via must be 'email' or 'chat' (or empty), "
+                                          f"got '{row.raw('notify_via')}'")
         rows.append((row, values))
 
     if not rows and not problems:

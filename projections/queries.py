@@ -253,6 +253,23 @@ def _due(row: PairingRow, now: datetime, until: datetime) -> list[DueItem]:
     return items
 
 
+async def _unreachable(pool: asyncpg.Pool, people: list[str]) -> set[str]:
+    """People whose notifications keep failing: since the last one that reached them, one was
+    given up (``dead``, e.g. a bounced address) or two are failing (docs/notifications.md)."""
+    rows = await pool.fetch(
+        """
+        SELECT d.recipient
+          FROM deliveries d
+         WHERE d.recipient = ANY($1::text[]) AND d.status IN ('failed', 'dead')
+           AND d.created_at > COALESCE((SELECT max(s.delivered_at) FROM deliveries s
+                                         WHERE s.recipient = d.recipient
+                                           AND s.status = 'sent'), '-infinity')
+         GROUP BY d.recipient
+        HAVING bool_or(d.status = 'dead') OR count(*) >= 2
+        """, people)
+    return {r["recipient"] for r in rows}
+
+
 async def _cohort_record(pool: asyncpg.Pool, cohort_id: str) -> asyncpg.Record | None:
     return await pool.fetchrow(
         "SELECT cohort_id, program_name, objective::text AS objective, "
@@ -276,12 +293,18 @@ async def cohort_status(
         return None
     now = now or datetime.now(UTC)
     rows = await pairings_of_cohort(pool, cohort_id)
+    unreachable = await _unreachable(
+        pool, [p for r in rows if r.is_open for p in (r.mentor_id, r.mentee_id)])
     risky = [
         AtRisk(pairing_id=r.pairing_id, mentor_id=r.mentor_id, mentee_id=r.mentee_id,
                phase=r.phase, reasons=reasons, consecutive_missed=r.consecutive_missed,
                meetings_missed=r.meetings_missed, escalations=r.escalations,
                last_meeting_at=r.last_meeting_at)
-        for r in rows if (reasons := at_risk(r))
+        for r in rows
+        if (reasons := at_risk(r) + [
+            f"notifications to the {side} ({who}) keep failing"
+            for side, who in (("mentor", r.mentor_id), ("mentee", r.mentee_id))
+            if r.is_open and who in unreachable])
     ]
     due = sorted((item for r in rows for item in _due(r, now, now + due_within)),
                  key=lambda item: (item.due_at, item.pairing_id))

@@ -76,6 +76,7 @@ STACK_FILE = "stack.json"
 DEFAULT_PG_PORT = 5433
 DEFAULT_TEMPORAL_PORT = 7233
 DEFAULT_UI_PORT = 8233
+DEFAULT_MAIL_PORT = 1025
 
 # Environment markers that make a detached process recognisably ours (see module docstring).
 MARK_STATE = "SEBAYA_DEVSTACK_STATE_DIR"
@@ -595,6 +596,14 @@ class WorkerRecord(BaseModel):
     log: str
 
 
+class MailCatcherRecord(BaseModel):
+    pid: int | None = None
+    host: str
+    port: int
+    dir: str
+    log: str
+
+
 class StackRecord(BaseModel):
     """Contents of ``<state>/stack.json``: where the embedded services run (or last ran)."""
 
@@ -605,6 +614,7 @@ class StackRecord(BaseModel):
     postgres: PostgresRecord | None = None
     temporal: TemporalRecord | None = None
     worker: WorkerRecord | None = None
+    mail: MailCatcherRecord | None = None
 
 
 def read_stack_record(state_dir: Path) -> StackRecord | None:
@@ -756,6 +766,8 @@ class DevStack:
             _write_stack_record(self.state_dir, record)  # so `down` can clean up a partial up
             record.temporal = self._up_temporal(previous, temporal_port, ui_port, timeout)
             _write_stack_record(self.state_dir, record)
+            record.mail = self._up_mail(previous, timeout)
+            _write_stack_record(self.state_dir, record)
 
             dsn = self.settings.database_url or record.postgres.dsn
             self._report("Applying event-store migrations")
@@ -765,7 +777,7 @@ class DevStack:
                 raise DevStackError(f"event-store migrations failed: {exc!r}") from exc
 
             if worker:
-                record.worker = self._up_worker(dsn, record.temporal, timeout)
+                record.worker = self._up_worker(dsn, record.temporal, timeout, record.mail)
             else:
                 running = self.marked_processes().get("worker", [])
                 if running:
@@ -786,6 +798,7 @@ class DevStack:
             self._postgres_status(record),
             self._temporal_status(record, marked.get("temporal", []), warnings),
             self._worker_status(record, marked.get("worker", []), warnings),
+            self._mail_status(record, marked.get("mail", [])),
         )
         return StackStatus(self.state_dir, services, tuple(warnings))
 
@@ -796,7 +809,7 @@ class DevStack:
         results: list[StopResult] = []
         with self._locked():
             marked = self.marked_processes()
-            for name in ("worker", "temporal"):
+            for name in ("worker", "mail", "temporal"):
                 procs = marked.get(name, [])
                 if name == "temporal" and self.settings.temporal_address and not procs:
                     results.append(StopResult(name, "external"))
@@ -823,7 +836,7 @@ class DevStack:
                 # Keep the record (ports are reused by the next `up`), but say nothing runs.
                 record.running = False
                 record.updated_at = datetime.now(UTC)
-                for part in (record.postgres, record.temporal, record.worker):
+                for part in (record.postgres, record.temporal, record.worker, record.mail):
                     if part is not None:
                         part.pid = None
                 _write_stack_record(self.state_dir, record)
@@ -1108,9 +1121,66 @@ class DevStack:
             log=log if last else None,
         )
 
+    # internals: mail catcher -------------------------------------------------------------
+    # A local SMTP server (delivery.catcher) that keeps every message the worker sends as a
+    # .eml file in <state>/mail/, so reminders can be read without a real mail server.
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.state_dir / "mail"
+
+    def _up_mail(self, previous: StackRecord | None, timeout: float) -> MailCatcherRecord:
+        log = self.log_path("mail")
+        running = self.marked_processes().get("mail", [])
+        if running:
+            proc = running[0]
+            port = int(_flag_value(proc.cmdline(), "--port") or DEFAULT_MAIL_PORT)
+            self._report(f"Mail catcher: already running, pid {proc.pid}, port {port}")
+        else:
+            last = previous.mail if previous and previous.mail else None
+            port = self._choose_port("Mail catcher", None, last.port if last else None,
+                                     DEFAULT_MAIL_PORT)
+            self._report(f"Mail catcher: starting on {LOCALHOST}:{port}, saving to {self.mail_dir}")
+            cmd = [sys.executable, "-m", "delivery.catcher", "--dir", str(self.mail_dir),
+                   "--host", LOCALHOST, "--port", str(port)]
+            proc = self._spawn("mail", cmd, self._child_env("mail"))
+            deadline = time.monotonic() + timeout
+            while not _port_open(port):
+                if not _alive(proc) or time.monotonic() > deadline:
+                    _terminate([proc], 5)
+                    raise DevStackError(
+                        f"the mail catcher did not start\n--- {log} ---\n{_tail(log)}")
+                time.sleep(0.1)
+        return MailCatcherRecord(pid=proc.pid, host=LOCALHOST, port=port,
+                                 dir=str(self.mail_dir), log=str(log))
+
+    def _worker_mail_env(self, mail: MailCatcherRecord | None) -> dict[str, str]:
+        # The catcher is the worker's SMTP server unless the developer configured a real one.
+        if mail is None or self.settings.smtp_host:
+            return {}
+        return {"SEBAYA_SMTP_HOST": mail.host, "SEBAYA_SMTP_PORT": str(mail.port),
+                "SEBAYA_SMTP_TLS": "none"}
+
+    def _mail_status(self, record: StackRecord | None, procs: list[psutil.Process]
+                     ) -> ServiceStatus:
+        last = record.mail if record else None
+        if procs:
+            port = int(_flag_value(procs[0].cmdline(), "--port") or DEFAULT_MAIL_PORT)
+            note = f"messages in {self.mail_dir} (`sebaya dev mail`)"
+            if self.settings.smtp_host:
+                note += "; unused: SEBAYA_SMTP_HOST is set"
+            return ServiceStatus("mail", "running", pid=procs[0].pid,
+                                 address=f"smtp://{LOCALHOST}:{port}", note=note,
+                                 log=str(self.log_path("mail")))
+        return ServiceStatus("mail", "stopped" if last else "not started",
+                             address=f"smtp://{last.host}:{last.port}" if last else None,
+                             log=last.log if last else None)
+
+
     # internals: worker -------------------------------------------------------------------
 
-    def _up_worker(self, dsn: str, temporal: TemporalRecord, timeout: float) -> WorkerRecord:
+    def _up_worker(self, dsn: str, temporal: TemporalRecord, timeout: float,
+                   mail: MailCatcherRecord | None = None) -> WorkerRecord:
         log = self.log_path("worker")
         task_queue = self.settings.task_queue
         address = self.settings.temporal_address or temporal.address
@@ -1121,6 +1191,7 @@ class DevStack:
             "TEMPORAL_ADDRESS": address,
             "TEMPORAL_NAMESPACE": temporal.namespace,
             "SEBAYA_TASK_QUEUE": task_queue,
+            **self._worker_mail_env(mail),
         }
         running = self.marked_processes().get("worker", [])
         stale = [p for p in running if not _env_matches(p, wanted)]
@@ -1256,6 +1327,15 @@ async def _wait_worker_polling(
                 return True
         await asyncio.sleep(0.5)
     return False
+
+
+def mail_catcher_address(state_dir: Path) -> tuple[str, int] | None:
+    """(host, port) of this state folder's running mail catcher, or None."""
+    record = read_stack_record(Path(state_dir).expanduser().resolve())
+    mail = record.mail if record else None
+    if mail is None or not pid_alive(mail.pid):
+        return None
+    return mail.host, mail.port
 
 
 def stack_json(status: StackStatus) -> str:

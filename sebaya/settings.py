@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,6 +30,29 @@ class Settings(BaseSettings):
         default="auto", validation_alias="SEBAYA_LOG_FORMAT"
     )
     log_level: str = Field(default="INFO", validation_alias="SEBAYA_LOG_LEVEL")
+
+    # Notification delivery (docs/notifications.md). Without an SMTP host or a webhook URL,
+    # notifications go to the log (or, on the embedded stack, to its mail catcher).
+    web_url: str | None = Field(default=None, validation_alias="SEBAYA_WEB_URL")
+    notify_channel: Literal["auto", "email", "chat", "log"] = Field(
+        default="auto", validation_alias="SEBAYA_NOTIFY_CHANNEL"
+    )
+    smtp_host: str | None = Field(default=None, validation_alias="SEBAYA_SMTP_HOST")
+    smtp_port: int | None = Field(default=None, validation_alias="SEBAYA_SMTP_PORT")
+    smtp_username: str | None = Field(default=None, validation_alias="SEBAYA_SMTP_USERNAME")
+    smtp_password: SecretStr | None = Field(default=None, validation_alias="SEBAYA_SMTP_PASSWORD")
+    smtp_tls: Literal["none", "starttls", "tls"] = Field(
+        default="starttls", validation_alias="SEBAYA_SMTP_TLS"
+    )
+    smtp_from: str = Field(default="Sebaya <sebaya@localhost>", validation_alias="SEBAYA_SMTP_FROM")
+    smtp_connections: int = Field(
+        default=4, ge=1, le=64, validation_alias="SEBAYA_SMTP_CONNECTIONS"
+    )
+    webhook_url: str | None = Field(default=None, validation_alias="SEBAYA_WEBHOOK_URL")
+    webhook_secret: SecretStr | None = Field(default=None, validation_alias="SEBAYA_WEBHOOK_SECRET")
+    webhook_style: Literal["slack", "generic"] = Field(
+        default="generic", validation_alias="SEBAYA_WEBHOOK_STYLE"
+    )
 
     @property
     def uses_external_services(self) -> bool:

@@ -29,6 +29,7 @@ EXPECTED_SERVICES = {
     "temporal-ui",
     "sebaya-migrate",
     "sebaya-worker",
+    "mailcatcher",
 }
 ONE_SHOT = {"temporal-admin-tools", "temporal-create-namespace", "sebaya-migrate"}
 
@@ -129,6 +130,7 @@ def test_start_order_waits_for_readiness(services: dict[str, dict[str, Any]]) ->
         "sebaya-migrate": "service_completed_successfully",
         "temporal": "service_healthy",
         "temporal-create-namespace": "service_completed_successfully",
+        "mailcatcher": "service_healthy",
     }
     # Conditions must be satisfiable: health needs a healthcheck, completion a one-shot job.
     for name, svc in services.items():
@@ -220,6 +222,7 @@ def test_published_ports_are_loopback_only(services: dict[str, dict[str, Any]]) 
     assert published["postgres"] == ["127.0.0.1:5433:5432"]
     assert published["temporal"] == ["127.0.0.1:7233:7233"]
     assert published["temporal-ui"] == ["127.0.0.1:8233:8080"]
+    assert published["mailcatcher"] == ["127.0.0.1:1025:1025"]
     for name, ports in published.items():
         for port in ports:
             assert port.startswith("127.0.0.1:"), f"{name} publishes {port} on all interfaces"
@@ -274,3 +277,29 @@ def test_schema_script_runs_each_step_for_both_databases(
         f"{base} temporal_visibility setup-schema -v 0.0",
         f"{base} temporal_visibility update-schema -d {schema}/visibility/versioned",
     ]
+
+
+def test_worker_mails_through_the_catcher(services: dict[str, dict[str, Any]]) -> None:
+    catcher = services["mailcatcher"]
+    command = catcher["command"]
+    assert command[:3] == ["python", "-m", "delivery.catcher"]
+    flags = dict(zip(command[3::2], command[4::2], strict=True))
+    assert flags["--host"] == "0.0.0.0"  # reachable from the worker's container
+    assert int(flags["--port"]) in container_ports(catcher)
+    # The mail folder is on the named volume, mounted where the image's user may write.
+    volume, _, target = catcher["volumes"][0].partition(":")
+    assert volume == "mail"
+    assert flags["--dir"].startswith(target.rstrip("/") + "/") and target == "/home/sebaya"
+    assert str(flags["--port"]) in " ".join(catcher["healthcheck"]["test"])
+
+    env = env_of(services["sebaya-worker"])
+    assert env["SEBAYA_SMTP_HOST"] in services
+    assert services[env["SEBAYA_SMTP_HOST"]] is catcher
+    assert env["SEBAYA_SMTP_PORT"] == flags["--port"] and env["SEBAYA_SMTP_TLS"] == "none"
+    settings = Settings.model_validate(env)
+    assert settings.smtp_host == "mailcatcher" and settings.smtp_port == int(flags["--port"])
+    # The catcher's own argument parser accepts the command as written.
+    from delivery.catcher import build_parser
+
+    args = build_parser().parse_args(command[3:])
+    assert (args.host, args.port, str(args.dir)) == ("0.0.0.0", 1025, "/home/sebaya/mail")

@@ -28,6 +28,7 @@ _SUBAPPS = {
     "sebaya.cli.pairing": ("pairing", "Act on one pairing (goals, meetings, reviews, exit)."),
     "sebaya.cli.audit": ("audit", "Replay and verify the domain record."),
     "sebaya.cli.projections": ("projections", "Rebuild and follow the read models."),
+    "sebaya.cli.notifications": ("notifications", "List deliveries and retry failed ones."),
 }
 
 for _module, (_name, _help) in _SUBAPPS.items():

@@ -17,9 +17,10 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
-from activities.notify import LogChannel, NotificationActivities
+from activities.notify import NotificationActivities
 from activities.recording import RecordingActivities, RecordInput
 from activities.store import AppendEventsResult, StoreActivities
+from delivery.channels import LogChannel
 from eventstore import EventStore
 from sebaya.catalog import domain_registry
 from workflows import ALL_WORKFLOWS
