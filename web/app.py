@@ -16,7 +16,8 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from temporalio.client import Client
 
-from activities.notify import NotificationChannel
+from activities.notify import NotificationActivities
+from delivery.channels import NotificationChannel
 from eventstore import EventRegistry, EventStore
 from web import auth, problems
 from web.deps import DEFAULT_AUTHENTICATORS, Authenticator, Services
@@ -34,7 +35,7 @@ def build_services(*, pool: asyncpg.Pool, client: Client, registry: EventRegistr
                    ) -> Services:
     return Services(
         pool=pool, client=client, store=EventStore(pool, registry), settings=settings,
-        channel=channel,
+        channel=channel, notifier=NotificationActivities(pool, channel),
         links=auth.MagicLinks(pool, settings.secret_key, settings.magic_link_minutes),
         authenticators=authenticators,
     )
@@ -76,7 +77,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with factory() as svc:
             app.state.services = svc
-            yield
+            try:
+                yield
+            finally:
+                await svc.notifier.aclose()
 
     app = FastAPI(
         title="Sebaya",

@@ -18,7 +18,8 @@ import asyncpg
 from fastapi import Depends, Request
 from temporalio.client import Client
 
-from activities.notify import NotificationChannel
+from activities.notify import NotificationActivities
+from delivery.channels import NotificationChannel
 from eventstore import EventStore
 from web import auth
 from web.auth import Principal, Role
@@ -45,6 +46,8 @@ class Services:
     store: EventStore
     settings: WebSettings
     channel: NotificationChannel
+    notifier: NotificationActivities
+    """The notification layer (one per process: it keeps SMTP connections open)."""
     links: auth.MagicLinks
     authenticators: tuple[Authenticator, ...]
 

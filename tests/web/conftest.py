@@ -17,7 +17,7 @@ import pytest_asyncio
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from activities.notify import LogChannel, NotificationChannel
+from delivery.channels import LogChannel, NotificationChannel
 from projections import Projector
 from sebaya.catalog import domain_registry
 from tests.projections.views import past_horizon

@@ -124,7 +124,7 @@ async def test_every_action_end_to_end(web: WebEnv) -> None:
 
 
 async def test_exit_reason_is_private_to_the_one_who_asked(web: WebEnv) -> None:
-    pid, handle = await web.pairing(mentor="M002", mentee="E002")
+    pid, _ = await web.pairing(mentor="M002", mentee="E002")
     mentee, mentor = await web.participant("E002"), await web.participant("M002")
     r = await mentee.post(f"/api/v1/pairings/{pid}/exit", json={"reason": "not_a_fit"})
     assert r.status_code == 200, r.text
@@ -178,7 +178,7 @@ async def test_mentor_and_mentee_log_the_same_meeting_at_once(web: WebEnv) -> No
 
 
 async def test_refusals_are_problem_details(web: WebEnv) -> None:
-    pid, handle = await web.pairing(mentor="M005", mentee="E005")
+    pid, _ = await web.pairing(mentor="M005", mentee="E005")
     mentee = await web.participant("E005")
     stranger = await web.participant("E999")
     # 409: well formed, not allowed now.

@@ -144,3 +144,43 @@ async def test_cookie_writes_need_the_csrf_token(web: WebEnv) -> None:
     coordinator = await web.staff("coordinator")
     assert (await coordinator.post("/api/v1/cohorts/nope/departures", json={
         "employee_id": "E1", "left_on": "2027-01-01"})).status_code == 404
+
+
+async def test_a_participant_signs_in_through_the_mail(temporal_env: Any, db_pool: Any,
+                                                       task_queue: str, tmp_path: Any) -> None:
+    """The whole path: the page asks, a real SMTP channel sends to the mail catcher, the link
+    in the caught mail opens the Continue page, the POST starts the session."""
+    import re
+
+    from delivery.catcher import MailCatcher
+    from delivery.channels import SmtpChannel
+    from tests.web.conftest import web_env_for
+
+    async with MailCatcher(tmp_path / "mail") as catcher:
+        channel = SmtpChannel("127.0.0.1", catcher.port, sender="Sebaya <sebaya@example.co.id>",
+                              tls="none")
+        async with web_env_for(temporal_env, db_pool, task_queue, channel=channel) as web:
+            await add_person(web, "E320", "dewi@example.co.id")
+            browser = web.http()
+            asked = await browser.post("/sign-in", data={"email": "dewi@example.co.id"})
+            assert asked.status_code == 202
+            mails = catcher.messages()
+            assert len(mails) == 1 and mails[0].recipients == ["dewi@example.co.id"]
+            body = mails[0].parsed().get_body(preferencelist=("plain",))
+            assert body is not None
+            text = body.get_content()
+            links = re.findall(r"http://testserver/auth/magic\?token=[\w.\-]+", text)
+            assert len(set(links)) == 1, text
+            link = links[0].removeprefix("http://testserver")
+            page = await browser.get(link)
+            assert page.status_code == 200 and "Lanjutkan" in page.text
+            token = re.search(r'name="token" value="([^"]+)"', page.text)
+            assert token is not None
+            done = await browser.post("/auth/magic", data={"token": token.group(1)})
+            assert done.status_code == 303
+            me = await browser.get("/api/v1/me")
+            assert me.json()["subject"] == "E320"
+            home = await browser.get("/")
+            assert home.status_code == 200
+            again = await web.http().post("/auth/magic", data={"token": token.group(1)})
+            assert again.status_code == 400

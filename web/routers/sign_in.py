@@ -17,7 +17,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from activities.notify import Delivery, NotificationActivities, SendNotificationsInput
+from activities.notify import Delivery, SendNotificationsInput
 from web import auth
 from web.auth import LinkInvalid
 from web.deps import PUBLIC, SESSION_COOKIE, Services, ServicesDep, SignedInDep
@@ -59,13 +59,15 @@ async def send_link(svc: Services, email: str) -> None:
     token = await svc.links.issue(employee)
     url = f"{svc.settings.public_url.rstrip('/')}/auth/magic?{urlencode({'token': token})}"
     key = f"magic-link:{auth.digest(token)[:32]}"
-    await NotificationActivities(svc.pool, svc.channel).send_notifications(
+    await svc.notifier.send_notifications(
         SendNotificationsInput(deliveries=[Delivery(
             idempotency_key=key, recipient=employee, template="magic_link",
             data={"url": url, "expires_minutes": svc.links.minutes})]))
     # The delivery log keeps each message's data; a usable link must not stay readable there.
+    # A send that failed is not retried later with the redacted link: the person asks again.
     await svc.pool.execute(
-        "UPDATE deliveries SET payload = payload || '{\"url\": \"[redacted]\"}'::jsonb "
+        "UPDATE deliveries SET payload = payload || '{\"url\": \"[redacted]\"}'::jsonb, "
+        "status = CASE WHEN status = 'failed' THEN 'dead' ELSE status END "
         "WHERE idempotency_key = $1", key)
 
 
