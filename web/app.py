@@ -30,12 +30,19 @@ _log = structlog.get_logger("sebaya.web")
 
 
 def build_services(*, pool: asyncpg.Pool, client: Client, registry: EventRegistry,
-                   settings: WebSettings, channel: NotificationChannel,
+                   settings: WebSettings, channel: NotificationChannel | None = None,
+                   notifier: NotificationActivities | None = None,
                    authenticators: tuple[Authenticator, ...] = DEFAULT_AUTHENTICATORS,
                    ) -> Services:
+    """``channel`` sends every sign-in mail one way (tests: SMTP to the mail catcher); or give
+    the deployment's ``notifier`` (``activities.build_notifier``: channels from settings)."""
+    if notifier is None:
+        if channel is None:
+            raise TypeError("give a notification channel or a notifier")
+        notifier = NotificationActivities(pool, channel)
     return Services(
         pool=pool, client=client, store=EventStore(pool, registry), settings=settings,
-        channel=channel, notifier=NotificationActivities(pool, channel),
+        notifier=notifier,
         links=auth.MagicLinks(pool, settings.secret_key, settings.magic_link_minutes),
         authenticators=authenticators,
     )

@@ -19,7 +19,6 @@ from fastapi import Depends, Request
 from temporalio.client import Client
 
 from activities.notify import NotificationActivities
-from delivery.channels import NotificationChannel
 from eventstore import EventStore
 from web import auth
 from web.auth import Principal, Role
@@ -45,7 +44,6 @@ class Services:
     client: Client
     store: EventStore
     settings: WebSettings
-    channel: NotificationChannel
     notifier: NotificationActivities
     """The notification layer (one per process: it keeps SMTP connections open)."""
     links: auth.MagicLinks

@@ -15,8 +15,9 @@ class WebSettings(BaseSettings):
     # is fine for development; production sets it so several replicas agree).
     secret_key: str = Field(default_factory=lambda: secrets.token_urlsafe(32),
                             validation_alias="SEBAYA_WEB_SECRET")
-    # The address people open, used in sign-in links (behind a proxy: the public https URL).
-    public_url: str = Field(default="http://127.0.0.1:8000", validation_alias="SEBAYA_PUBLIC_URL")
+    # The address people open, used in sign-in links and mails (behind a proxy: the public
+    # https URL). The same variable the notification templates use for their links.
+    public_url: str = Field(default="http://127.0.0.1:8000", validation_alias="SEBAYA_WEB_URL")
     host: str = Field(default="127.0.0.1", validation_alias="SEBAYA_WEB_HOST")
     port: int = Field(default=8000, validation_alias="SEBAYA_WEB_PORT")
     # Language of pages when neither the program nor the browser says otherwise.
@@ -25,7 +26,17 @@ class WebSettings(BaseSettings):
     # How long a request may wait on Temporal before answering 503.
     temporal_timeout_s: float = Field(default=10.0, validation_alias="SEBAYA_WEB_TEMPORAL_TIMEOUT")
     magic_link_minutes: int = 15
+    pool_size: int = Field(default=20, validation_alias="SEBAYA_WEB_POOL_SIZE")
+    # Proxies whose X-Forwarded-For/-Proto headers are believed (uvicorn's setting).
+    forwarded_allow_ips: str = Field(default="127.0.0.1",
+                                     validation_alias="SEBAYA_WEB_FORWARDED_ALLOW_IPS")
     session_days: int = Field(default=14, validation_alias="SEBAYA_WEB_SESSION_DAYS")
+
+    @property
+    def secret_configured(self) -> bool:
+        import os
+
+        return bool(os.environ.get("SEBAYA_WEB_SECRET"))
 
     @property
     def secure_cookies(self) -> bool:
