@@ -59,9 +59,9 @@ async def test_serve_and_tokens(temporal_env: Any, db_pool: Any, db_dsn: str,
     assert bad.returncode != 0
 
     port = free_port()
-    proc = subprocess.Popen([SEBAYA, "serve", "--port", str(port)],
-                            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = await asyncio.create_subprocess_exec(
+        SEBAYA, "serve", "--port", str(port), env=env, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=base, timeout=10) as http:
@@ -71,7 +71,7 @@ async def test_serve_and_tokens(temporal_env: Any, db_pool: Any, db_dsn: str,
                         break
                 except httpx.TransportError:
                     pass
-                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+                assert proc.returncode is None, "sebaya serve exited early"
                 await asyncio.sleep(0.1)  # real time: the process is starting
             not_ready = await http.get("/readyz")
             assert not_ready.status_code == 503
@@ -96,6 +96,7 @@ async def test_serve_and_tokens(temporal_env: Any, db_pool: Any, db_dsn: str,
             assert sebaya(env, "tokens", "revoke", "nope").returncode == 1
     finally:
         proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=30)
+        raw, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
+    output = raw.decode()
     assert proc.returncode == 0, output
     assert '"request_id"' in output and '"path": "/api/v1/audit/verify"' in output
