@@ -28,6 +28,7 @@ from web import auth
 
 pytestmark = pytest.mark.temporal
 CHROMIUM = os.environ.get("SEBAYA_CHROMIUM", "/usr/lib/chromium/chromium-headless-shell")
+CHROMIUM_PRESENT = Path(CHROMIUM).exists()
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
@@ -54,7 +55,7 @@ async def serving(app: Any, port: int) -> AsyncIterator[str]:
 
 @contextlib.asynccontextmanager
 async def chromium() -> AsyncIterator[Browser]:
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run `make browser`"
+    assert CHROMIUM_PRESENT, f"{CHROMIUM} is missing: run `make browser`"
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
             executable_path=CHROMIUM, args=["--no-sandbox", "--disable-background-networking"])
