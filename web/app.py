@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import structlog
@@ -100,11 +101,40 @@ def create_app(
     )
     if given is not None:
         app.state.services = given  # usable before the lifespan runs (ASGI test clients)
+    _describe_naive_times(app)
     problems.install(app)
     app.middleware("http")(_request_log)
     _include_routers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def _describe_naive_times(app: FastAPI) -> None:
+    """Pydantic labels a ``datetime.time`` ``format: time``, which JSON Schema reads as RFC 3339
+    (with an offset); the domain's times of day are local (``meeting_time: "10:00:00"``), so
+    the published schema says exactly that with a pattern instead."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            _replace_time_format(schema)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _replace_time_format(node: Any) -> None:
+    if isinstance(node, dict):
+        if node.get("format") == "time" and node.get("type") == "string":
+            del node["format"]
+            node["pattern"] = r"^\d{2}:\d{2}(:\d{2}(\.\d+)?)?$"
+        for value in node.values():
+            _replace_time_format(value)
+    elif isinstance(node, list):
+        for value in node:
+            _replace_time_format(value)
 
 
 def _include_routers(app: FastAPI) -> None:

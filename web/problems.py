@@ -99,6 +99,12 @@ _TITLES = {
 }
 
 
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the refusals a route may give, all problem documents."""
+    return {status: {"model": ProblemModel, "content": {PROBLEM_JSON: {}}}
+            for status in statuses}
+
+
 def not_found(what: str, ident: str) -> Problem:
     return Problem(404, f"{what}_not_found", f"no {what} {ident!r}")
 

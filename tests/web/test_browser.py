@@ -9,13 +9,11 @@ import asyncio
 import contextlib
 import os
 import re
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from delivery.catcher import MailCatcher
@@ -23,34 +21,13 @@ from delivery.channels import SmtpChannel
 from intake import load_people
 from intake.program_yaml import check_program
 from sebaya import operations
-from tests.web.conftest import WebEnv, web_env_for
+from tests.web.conftest import WebEnv, free_port, serving, web_env_for
 from web import auth
 
 pytestmark = pytest.mark.temporal
 CHROMIUM = os.environ.get("SEBAYA_CHROMIUM", "/usr/lib/chromium/chromium-headless-shell")
 CHROMIUM_PRESENT = Path(CHROMIUM).exists()
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.asynccontextmanager
-async def serving(app: Any, port: int) -> AsyncIterator[str]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                           lifespan="off", access_log=False))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "uvicorn stopped"
-        await asyncio.sleep(0.05)  # real time: the server binds its port
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @contextlib.asynccontextmanager

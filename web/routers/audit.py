@@ -9,7 +9,6 @@ import tempfile
 import zipfile
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
@@ -21,14 +20,11 @@ from audit.replay import ReplayResult, replay_pairing
 from audit.verify import VerifyResult, verify
 from domain.ids import cohort_stream, pairing_stream
 from web.deps import ReaderDep, ServicesDep
-from web.problems import Problem, ProblemModel, not_found
+from web.problems import Problem, not_found, problem_responses
 
 router = APIRouter(prefix="/audit", tags=["auditor"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ProblemModel, "content": {"application/problem+json": {}}}
-    for status in (401, 403, 404, 422, 503)
-}
+ERRORS = problem_responses(401, 403, 404, 422, 503)
 
 
 @router.get("/pairings/{pairing_id}/history", response_model=PairingHistory,

@@ -24,14 +24,11 @@ from intake.program_yaml import check_program
 from projections.queries import CohortStatus, cohort_status
 from web import workflow_calls
 from web.deps import CoordinatorDep, Services, ServicesDep
-from web.problems import Problem, ProblemModel, not_found
+from web.problems import Problem, not_found, problem_responses
 
 router = APIRouter(prefix="/cohorts", tags=["coordinator"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ProblemModel, "content": {"application/problem+json": {}}}
-    for status in (401, 403, 404, 409, 413, 422, 503)
-}
+ERRORS = problem_responses(401, 403, 404, 409, 413, 422, 503)
 MAX_UPLOAD = 20 * 1024 * 1024
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]

@@ -15,15 +15,12 @@ from web import workflow_calls
 from web.auth import Principal
 from web.deps import ParticipantDep, Services, ServicesDep
 from web.participant_views import PairingDetail, PairingSummary, load_pairing, my_pairings
-from web.problems import Problem, ProblemModel
+from web.problems import Problem, problem_responses
 from workflows.pairing import CommandResult
 
 router = APIRouter(tags=["participant"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ProblemModel, "content": {"application/problem+json": {}}}
-    for status in (401, 403, 404, 409, 422, 503)
-}
+ERRORS = problem_responses(401, 403, 404, 409, 422, 503)
 
 IdempotencyKey = Annotated[
     str | None,

@@ -22,6 +22,7 @@ from web import auth
 from web.auth import LinkInvalid
 from web.deps import PUBLIC, SESSION_COOKIE, Services, ServicesDep, SignedInDep
 from web.pages import html_page, render
+from web.problems import problem_responses
 
 api_router = APIRouter(tags=["sign-in"])
 page_router = APIRouter(tags=["pages"], include_in_schema=False,
@@ -79,14 +80,16 @@ async def _send_quietly(svc: Services, email: str) -> None:
 
 
 @api_router.post("/auth/magic-link", status_code=202, response_model=Accepted,
-                 dependencies=[Depends(PUBLIC)], summary="E-mail me a sign-in link")
+                 dependencies=[Depends(PUBLIC)], responses=problem_responses(422),
+                 summary="E-mail me a sign-in link")
 async def request_link(body: MagicLinkRequest, svc: ServicesDep,
                        background: BackgroundTasks) -> Accepted:
     background.add_task(_send_quietly, svc, body.email)
     return Accepted()
 
 
-@api_router.get("/me", response_model=Me, summary="Who am I (and my CSRF token)")
+@api_router.get("/me", response_model=Me, responses=problem_responses(401, 403),
+                summary="Who am I (and my CSRF token)")
 async def who_am_i(me: SignedInDep, svc: ServicesDep) -> Me:
     return Me(role=me.role, subject=me.subject, via=me.via,
               csrf_token=auth.csrf_token(svc.settings.secret_key, me.session_id)
