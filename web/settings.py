@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,6 +31,16 @@ class WebSettings(BaseSettings):
     forwarded_allow_ips: str = Field(default="127.0.0.1",
                                      validation_alias="SEBAYA_WEB_FORWARDED_ALLOW_IPS")
     session_days: int = Field(default=14, validation_alias="SEBAYA_WEB_SESSION_DAYS")
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret(cls, value: str) -> str:
+        # Empty (Compose passes an unset variable as ""): a per-process random key.
+        if not value:
+            return secrets.token_urlsafe(32)
+        if len(value) < 16:
+            raise ValueError("SEBAYA_WEB_SECRET must be at least 16 characters")
+        return value
 
     @property
     def secret_configured(self) -> bool:
