@@ -157,6 +157,13 @@ class LinkInvalid(Exception):
         self.reason = reason
 
 
+def sign_in_url(public_url: str, token: str) -> str:
+    """The address in the mail: it opens the "Continue" page, it does not sign in by itself."""
+    from urllib.parse import urlencode
+
+    return f"{public_url.rstrip('/')}/auth/magic?{urlencode({'token': token})}"
+
+
 class MagicLinks:
     def __init__(self, pool: asyncpg.Pool, secret_key: str, minutes: int) -> None:
         self._pool = pool

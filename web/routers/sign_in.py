@@ -10,7 +10,6 @@ button (a POST) uses the link up, so mail scanners that fetch links cannot burn 
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 import structlog
 from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
@@ -58,7 +57,7 @@ async def send_link(svc: Services, email: str) -> None:
         _log.info("sign-in link asked for an unknown address")
         return
     token = await svc.links.issue(employee)
-    url = f"{svc.settings.public_url.rstrip('/')}/auth/magic?{urlencode({'token': token})}"
+    url = auth.sign_in_url(svc.settings.public_url, token)
     key = f"magic-link:{auth.digest(token)[:32]}"
     await svc.notifier.send_notifications(
         SendNotificationsInput(deliveries=[Delivery(
