@@ -303,8 +303,8 @@ def translator(lang: str) -> Any:
 def pick_language(query: str | None, cookie: str | None, accept: str | None,
                   default: str) -> str:
     for candidate in (query, cookie):
-        if candidate in LANGUAGES:
-            return candidate  # type: ignore[return-value]
+        if candidate is not None and candidate in LANGUAGES:
+            return candidate
     for part in (accept or "").split(","):
         code = part.split(";")[0].strip().lower()[:2]
         if code in LANGUAGES:

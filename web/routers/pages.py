@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from domain import commands as c
@@ -128,17 +129,20 @@ def _progress(form: FormData, prefix: str, detail: PairingDetail) -> dict[str, i
     return out
 
 
+def _invalid(exc: ValueError, prefix: str = "") -> Problem:
+    """The first problem pydantic found, naming its field like the domain does."""
+    if isinstance(exc, ValidationError) and exc.errors():
+        first = exc.errors()[0]
+        field = prefix + ".".join(str(part) for part in first["loc"])
+        return Problem(422, "invalid_command", first["msg"], field=field or None)
+    return Problem(422, "invalid_command", str(exc))
+
+
 def _build(cls: type[c.Command], me: Principal, **fields: Any) -> Any:
     try:
         return cls(actor=c.Actor.employee(me.subject), **fields)
     except ValueError as exc:
-        errors = getattr(exc, "errors", lambda: [])()
-        if errors:
-            first = errors[0]
-            field = ".".join(str(p) for p in first.get("loc", ()))
-            raise Problem(422, "invalid_command", first.get("msg", str(exc)),
-                          field=field) from None
-        raise Problem(422, "invalid_command", str(exc)) from None
+        raise _invalid(exc) from None
 
 
 def _command(action: str, form: FormData, me: Principal, detail: PairingDetail) -> Any:
@@ -154,10 +158,7 @@ def _command(action: str, form: FormData, me: Principal, detail: PairingDetail) 
                                   title=title, success_measure=measure,
                                   target_date=target or None))
             except ValueError as exc:
-                first = getattr(exc, "errors", lambda: [{}])()[0]
-                raise Problem(422, "invalid_command", first.get("msg", str(exc)),
-                              field=f"goals[{i}].{'.'.join(map(str, first.get('loc', ())))}"
-                              ) from None
+                raise _invalid(exc, prefix=f"goals[{i}].") from None
         if not goals:
             raise Problem(422, "invalid_command", "write at least one goal", field="goals")
         return _build(c.SetGoals, me, goals=tuple(goals))
