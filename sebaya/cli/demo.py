@@ -132,7 +132,9 @@ async def _web_access(console: Console, pool: Any, settings: Any, stream: str | 
     console.print(f"  web: {url}")
     if mentee:
         token = await auth.MagicLinks(pool, secret, web.magic_link_minutes).issue(mentee)
+        # soft_wrap: a link broken over two lines cannot be clicked or pasted.
         console.print(f"  sign in as participant {mentee} (valid {web.magic_link_minutes} "
-                      f"minutes, once): {auth.sign_in_url(url, token)}")
+                      f"minutes, once): {auth.sign_in_url(url, token)}", soft_wrap=True)
     _, coordinator = await auth.create_api_token(pool, "coordinator", "demo")
-    console.print(f"  coordinator token (sign in at {url}/staff/sign-in): {coordinator}")
+    console.print(f"  coordinator token (sign in at {url}/staff/sign-in): {coordinator}",
+                  soft_wrap=True)
