@@ -142,9 +142,11 @@ async def main(n: int, clients: int, rounds: int) -> None:
                             actor=actor, meeting_no=no, held=True, topics=tuple(TOPICS)))
                     return (time.perf_counter() - began) * 1000
 
-                baseline, _ = await drive(clients, bare, rounds, bare_act)
+                baseline, bare_latencies = await drive(clients, bare, rounds, bare_act)
+                bare_p99 = quantiles(bare_latencies, n=100)[98]
                 print(f"baseline: {baseline:.1f} updates/s (bare Temporal client, "
-                      f"{clients} concurrent)", flush=True)
+                      f"{clients} concurrent, p50 {quantiles(bare_latencies, n=100)[49]:.0f} ms, "
+                      f"p99 {bare_p99:.0f} ms)", flush=True)
 
                 # --- ours: HTTP to `sebaya serve` --------------------------------------------
                 base = f"http://127.0.0.1:{port}"
@@ -206,7 +208,8 @@ async def main(n: int, clients: int, rounds: int) -> None:
         await admin.close()
     print(json.dumps({"bench": "api_actions", "ours": round(ours, 2),
                       "baseline": round(baseline, 2), "unit": "per s",
-                      "ratio": round(ours / baseline, 3), "p99_ms": round(p99, 1)}))
+                      "ratio": round(ours / baseline, 3), "p99_ms": round(p99, 1),
+                      "baseline_p99_ms": round(bare_p99, 1)}))
 
 
 if __name__ == "__main__":

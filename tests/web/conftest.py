@@ -23,6 +23,7 @@ from delivery.channels import LogChannel, NotificationChannel
 from projections import Projector
 from sebaya.catalog import domain_registry
 from tests.projections.views import past_horizon
+from tests.test_devstack import make_stack, migrator, state_dir  # noqa: F401 - shared fixtures
 from tests.workflows.harness import running_worker, six_month_rules, start_pairing, started_state
 from web import auth
 from web.app import create_app
