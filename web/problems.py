@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -144,6 +145,13 @@ def install(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return problem_response(Problem(exc.status_code, code, str(exc.detail),
                                         headers=getattr(exc, "headers", None)))
+
+    @app.exception_handler(asyncpg.CharacterNotInRepertoireError)
+    async def _unstorable(request: Request, exc: Exception) -> Any:
+        # A backstop: inputs are checked for NUL characters, but a path that forgot must still
+        # answer 422 rather than 500.
+        return problem_response(Problem(422, "invalid_request",
+                                        "the request holds a character that cannot be stored"))
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Any:

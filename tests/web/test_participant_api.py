@@ -201,7 +201,14 @@ async def test_refusals_are_problem_details(web: WebEnv) -> None:
         assert r.status_code == 404 and r.json()["code"] == "pairing_not_found"
         r = await who.put(f"/api/v1/pairings/{target}/goals", json={"goals": GOALS_MENTEE})
         assert r.status_code == 404 and r.json()["code"] == "pairing_not_found"
+    # A NUL character cannot be stored: refused at the door, the pairing keeps working.
+    r = await mentee.put(f"/api/v1/pairings/{pid}/goals", json={"goals": [
+        {**GOALS_MENTEE[0], "title": "SQL\u0000dasar"}]})
+    assert r.status_code == 422 and "NUL" in r.json()["detail"]
+    assert (await mentee.get("/api/v1/pairings/bad%00id")).status_code == 422
     assert (await types_of(web, pid)).count("GoalsSet") == 0
+    r = await mentee.put(f"/api/v1/pairings/{pid}/goals", json={"goals": GOALS_MENTEE})
+    assert r.status_code == 200, r.text
 
 
 async def test_no_worker_means_503_within_a_bounded_time(temporal_env: Any, db_pool: Any,

@@ -20,6 +20,7 @@ from audit.replay import ReplayResult, replay_pairing
 from audit.verify import VerifyResult, verify
 from domain.ids import cohort_stream, pairing_stream
 from web.deps import ReaderDep, ServicesDep
+from web.params import PathId, QueryId
 from web.problems import Problem, not_found, problem_responses
 
 router = APIRouter(prefix="/audit", tags=["auditor"])
@@ -29,7 +30,7 @@ ERRORS = problem_responses(401, 403, 404, 422, 503)
 
 @router.get("/pairings/{pairing_id}/history", response_model=PairingHistory,
             responses=ERRORS, summary="A pairing's timeline and match provenance")
-async def history(pairing_id: str, who: ReaderDep, svc: ServicesDep) -> PairingHistory:
+async def history(pairing_id: PathId, who: ReaderDep, svc: ServicesDep) -> PairingHistory:
     try:
         return await pairing_history(svc.store, pairing_id)
     except PairingNotFound as exc:
@@ -38,7 +39,7 @@ async def history(pairing_id: str, who: ReaderDep, svc: ServicesDep) -> PairingH
 
 @router.get("/pairings/{pairing_id}/replay", response_model=ReplayResult, responses=ERRORS,
             summary="Fold the pairing's events (as of a moment, when given)")
-async def replay(pairing_id: str, who: ReaderDep, svc: ServicesDep,
+async def replay(pairing_id: PathId, who: ReaderDep, svc: ServicesDep,
                  as_of: datetime | None = None) -> ReplayResult:
     if as_of is not None and as_of.tzinfo is None:
         raise Problem(422, "invalid_request", "as_of needs a time zone (e.g. Z)", field="as_of")
@@ -56,8 +57,8 @@ class Verification(BaseModel):
 
 @router.get("/verify", response_model=Verification, responses=ERRORS,
             summary="Verify the hash chain of a stream, a cohort, or everything")
-async def verify_chains(who: ReaderDep, svc: ServicesDep, stream: str | None = None,
-                        cohort: str | None = None) -> Verification:
+async def verify_chains(who: ReaderDep, svc: ServicesDep, stream: QueryId = None,
+                        cohort: QueryId = None) -> Verification:
     if stream is not None and cohort is not None:
         raise Problem(422, "invalid_request", "give a stream or a cohort, not both")
     result = await verify(svc.store, stream=stream, cohort=cohort)
@@ -67,7 +68,7 @@ async def verify_chains(who: ReaderDep, svc: ServicesDep, stream: str | None = N
 @router.get("/cohorts/{cohort_id}/bundle", responses={
     **ERRORS, 200: {"content": {"application/zip": {}}, "description": "The bundle, zipped"}},
     summary="Export a cohort's evidence bundle (zip)")
-async def bundle(cohort_id: str, who: ReaderDep, svc: ServicesDep) -> Response:
+async def bundle(cohort_id: PathId, who: ReaderDep, svc: ServicesDep) -> Response:
     if not await svc.store.stream_version(cohort_stream(cohort_id)):
         raise not_found("cohort", cohort_id)
     with tempfile.TemporaryDirectory(prefix="sebaya-bundle-") as tmp:

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Header, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from domain.cohort import ApproveProposal, CohortState, ParticipantLeftCommand
@@ -24,6 +24,7 @@ from intake.program_yaml import check_program
 from projections.queries import CohortStatus, cohort_status
 from web import workflow_calls
 from web.deps import CoordinatorDep, Services, ServicesDep
+from web.params import Body, PathId
 from web.problems import Problem, not_found, problem_responses
 
 router = APIRouter(prefix="/cohorts", tags=["coordinator"])
@@ -93,9 +94,7 @@ class ProposalView(BaseModel):
 Pair = tuple[str, str]
 
 
-class ApproveBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ApproveBody(Body):
     drop: list[Pair] = Field(default_factory=list, max_length=10_000)
     """Pairs ``[mentor, mentee]`` to leave out."""
     swap: list[tuple[Pair, Pair]] = Field(default_factory=list, max_length=10_000)
@@ -106,9 +105,7 @@ class Approved(BaseModel):
     launched: int
 
 
-class DepartureBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DepartureBody(Body):
     employee_id: str = Field(min_length=1, max_length=120)
     left_on: date
 
@@ -146,6 +143,9 @@ async def _read(upload: UploadFile, what: str) -> bytes:
     data = await upload.read(MAX_UPLOAD + 1)
     if len(data) > MAX_UPLOAD:
         raise Problem(413, "upload_too_large", f"{what} is larger than 20 MB", field=what)
+    if b"\x00" in data:
+        raise Problem(422, "invalid_input", f"{upload.filename or what} is not a text file "
+                      "(it contains NUL bytes)", field=what)
     return data
 
 
@@ -208,7 +208,7 @@ async def list_cohorts(me: CoordinatorDep, svc: ServicesDep) -> list[CohortListI
 
 @router.get("/{cohort_id}", response_model=CohortOverview, responses=ERRORS,
             summary="Where a cohort stands: counts by phase, pairings at risk, waiting pool")
-async def get_cohort(cohort_id: str, me: CoordinatorDep, svc: ServicesDep) -> CohortOverview:
+async def get_cohort(cohort_id: PathId, me: CoordinatorDep, svc: ServicesDep) -> CohortOverview:
     row = await _exists(svc, cohort_id)
     state = await _state(svc, cohort_id)
     status = await cohort_status(svc.pool, cohort_id)
@@ -246,7 +246,7 @@ async def proposal_of(svc: Services, cohort_id: str) -> ProposalView:
 
 @router.get("/{cohort_id}/proposal", response_model=ProposalView, responses=ERRORS,
             summary="The proposed pairs awaiting approval, with explanations")
-async def get_proposal(cohort_id: str, me: CoordinatorDep, svc: ServicesDep) -> ProposalView:
+async def get_proposal(cohort_id: PathId, me: CoordinatorDep, svc: ServicesDep) -> ProposalView:
     return await proposal_of(svc, cohort_id)
 
 
@@ -264,14 +264,14 @@ async def approve_proposal(svc: Services, coordinator: str, cohort_id: str,
 
 @router.post("/{cohort_id}/approve", response_model=Approved, responses=ERRORS,
              summary="Approve the proposal, after dropping or swapping pairs")
-async def approve(cohort_id: str, body: ApproveBody, me: CoordinatorDep, svc: ServicesDep,
+async def approve(cohort_id: PathId, body: ApproveBody, me: CoordinatorDep, svc: ServicesDep,
                   key: IdempotencyKey = None) -> Approved:
     return await approve_proposal(svc, me.subject, cohort_id, body, key)
 
 
 @router.post("/{cohort_id}/departures", response_model=DepartureRecorded, responses=ERRORS,
              summary="Record that a participant left the company")
-async def participant_left(cohort_id: str, body: DepartureBody, me: CoordinatorDep,
+async def participant_left(cohort_id: PathId, body: DepartureBody, me: CoordinatorDep,
                            svc: ServicesDep, key: IdempotencyKey = None) -> DepartureRecorded:
     await _exists(svc, cohort_id)
     cmd = ParticipantLeftCommand(employee_id=body.employee_id, left_on=body.left_on,
@@ -292,7 +292,7 @@ REPORT_TYPES = {"json": "application/json", "csv": "text/csv; charset=utf-8",
     **ERRORS, 200: {"content": {t: {} for t in REPORT_TYPES.values()},
                     "description": "The report in the format asked for"}},
     summary="The cohort's evaluation report as JSON, CSV or HTML")
-async def report(cohort_id: str, me: CoordinatorDep, svc: ServicesDep,
+async def report(cohort_id: PathId, me: CoordinatorDep, svc: ServicesDep,
                  format: Literal["json", "csv", "html"] = "json",
                  as_of: date | None = None) -> Any:
     from sebaya.report import render

@@ -18,6 +18,7 @@ from domain.events import Goal
 from web.auth import Principal
 from web.deps import PUBLIC, AnyoneDep, ParticipantDep, ServicesDep
 from web.pages import html_page, render
+from web.params import PathId
 from web.participant_views import PairingDetail, load_pairing, my_pairings
 from web.problems import Problem
 from web.routers.pairings import act
@@ -53,7 +54,7 @@ async def _detail(svc: Any, pairing_id: str, me: Principal) -> PairingDetail:
 
 
 @router.get("/pairings/{pairing_id}")
-async def pairing_page(request: Request, pairing_id: str, me: ParticipantDep,
+async def pairing_page(request: Request, pairing_id: PathId, me: ParticipantDep,
                        svc: ServicesDep) -> Any:
     detail = await _detail(svc, pairing_id, me)
     return render(request, "home.html", {"pairings": [], "p": detail,
@@ -61,7 +62,7 @@ async def pairing_page(request: Request, pairing_id: str, me: ParticipantDep,
 
 
 @router.get("/pairings/{pairing_id}/{action}")
-async def action_form(request: Request, pairing_id: str, action: str, me: ParticipantDep,
+async def action_form(request: Request, pairing_id: PathId, action: str, me: ParticipantDep,
                       svc: ServicesDep) -> Any:
     if action not in ACTIONS:
         raise Problem(404, "not_found", f"no action {action!r}")
@@ -71,7 +72,7 @@ async def action_form(request: Request, pairing_id: str, action: str, me: Partic
 
 
 @router.post("/pairings/{pairing_id}/{action}")
-async def action_submit(request: Request, pairing_id: str, action: str, me: ParticipantDep,
+async def action_submit(request: Request, pairing_id: PathId, action: str, me: ParticipantDep,
                         svc: ServicesDep) -> Any:
     if action not in ACTIONS:
         raise Problem(404, "not_found", f"no action {action!r}")
@@ -94,7 +95,11 @@ async def action_submit(request: Request, pairing_id: str, action: str, me: Part
 
 def _str(form: FormData, key: str) -> str:
     value = form.get(key)
-    return value.strip() if isinstance(value, str) else ""
+    if not isinstance(value, str):
+        return ""
+    if "\x00" in value:
+        raise Problem(422, "invalid_command", "contains a NUL character", field=key)
+    return value.strip()
 
 
 def _int(form: FormData, key: str, field: str | None = None) -> int | None:
@@ -171,7 +176,8 @@ def _command(action: str, form: FormData, me: Principal, detail: PairingDetail) 
                       held=held == "yes",
                       held_at=_local_time(form, "held_at", detail.timezone),
                       minutes=_int(form, "minutes"),
-                      topics=tuple(v for v in form.getlist("topics") if isinstance(v, str)),
+                      topics=tuple(v for v in form.getlist("topics")
+                                   if isinstance(v, str) and "\x00" not in v),
                       goal_progress=_progress(form, "progress_", detail))
     if action == "reschedule_meeting":
         new_time = _local_time(form, "new_time", detail.timezone)

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from domain import commands as c
 from domain.events import ExitReason, Goal
@@ -14,6 +14,7 @@ from domain.ids import pairing_workflow_id
 from web import workflow_calls
 from web.auth import Principal
 from web.deps import ParticipantDep, Services, ServicesDep
+from web.params import Body, PathId
 from web.participant_views import PairingDetail, PairingSummary, load_pairing, my_pairings
 from web.problems import Problem, problem_responses
 from workflows.pairing import CommandResult
@@ -27,10 +28,6 @@ IdempotencyKey = Annotated[
     Header(alias="Idempotency-Key", description="Retrying with the same key returns the "
            "first result and records nothing twice."),
 ]
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class SetGoalsBody(Body):
@@ -101,7 +98,7 @@ async def list_my_pairings(me: ParticipantDep, svc: ServicesDep) -> list[Pairing
 
 @router.get("/pairings/{pairing_id}", response_model=PairingDetail, responses=ERRORS,
             summary="One of my pairings, and what I may do now")
-async def get_pairing(pairing_id: str, me: ParticipantDep, svc: ServicesDep) -> PairingDetail:
+async def get_pairing(pairing_id: PathId, me: ParticipantDep, svc: ServicesDep) -> PairingDetail:
     detail = await load_pairing(svc.store, svc.pool, pairing_id, me.subject)
     if detail is None:
         raise Problem(404, "pairing_not_found", f"no pairing {pairing_id!r}")
@@ -110,7 +107,7 @@ async def get_pairing(pairing_id: str, me: ParticipantDep, svc: ServicesDep) -> 
 
 @router.put("/pairings/{pairing_id}/goals", response_model=CommandResult, responses=ERRORS,
             summary="Set or revise my goals")
-async def set_goals(pairing_id: str, body: SetGoalsBody, me: ParticipantDep,
+async def set_goals(pairing_id: PathId, body: SetGoalsBody, me: ParticipantDep,
                     svc: ServicesDep, key: IdempotencyKey = None) -> CommandResult:
     cmd = _command(c.SetGoals, me, goals=tuple(body.goals))
     return await act(svc, me, pairing_id, "set_goals", cmd, key)
@@ -118,7 +115,7 @@ async def set_goals(pairing_id: str, body: SetGoalsBody, me: ParticipantDep,
 
 @router.post("/pairings/{pairing_id}/meetings", response_model=CommandResult,
              responses=ERRORS, summary="Log a meeting as held or missed")
-async def log_meeting(pairing_id: str, body: LogMeetingBody, me: ParticipantDep,
+async def log_meeting(pairing_id: PathId, body: LogMeetingBody, me: ParticipantDep,
                       svc: ServicesDep, key: IdempotencyKey = None) -> CommandResult:
     cmd = _command(c.LogMeeting, me, meeting_no=body.meeting_no, held=body.held,
                    held_at=body.held_at, minutes=body.minutes, topics=tuple(body.topics),
@@ -128,7 +125,7 @@ async def log_meeting(pairing_id: str, body: LogMeetingBody, me: ParticipantDep,
 
 @router.post("/pairings/{pairing_id}/meetings/{meeting_no}/reschedule",
              response_model=CommandResult, responses=ERRORS, summary="Move the next meeting")
-async def reschedule_meeting(pairing_id: str, meeting_no: int, body: RescheduleBody,
+async def reschedule_meeting(pairing_id: PathId, meeting_no: int, body: RescheduleBody,
                              me: ParticipantDep, svc: ServicesDep,
                              key: IdempotencyKey = None) -> CommandResult:
     if not 1 <= meeting_no <= 10_000:
@@ -139,7 +136,7 @@ async def reschedule_meeting(pairing_id: str, meeting_no: int, body: RescheduleB
 
 @router.post("/pairings/{pairing_id}/midpoint-review", response_model=CommandResult,
              responses=ERRORS, summary="Submit my mid-point review")
-async def submit_midpoint_review(pairing_id: str, body: MidpointReviewBody,
+async def submit_midpoint_review(pairing_id: PathId, body: MidpointReviewBody,
                                  me: ParticipantDep, svc: ServicesDep,
                                  key: IdempotencyKey = None) -> CommandResult:
     cmd = _command(c.SubmitMidpointReview, me, **body.model_dump())
@@ -148,7 +145,7 @@ async def submit_midpoint_review(pairing_id: str, body: MidpointReviewBody,
 
 @router.post("/pairings/{pairing_id}/exit", response_model=CommandResult, responses=ERRORS,
              summary="Ask for a no-fault exit (the reason stays with the coordinators)")
-async def request_exit(pairing_id: str, body: ExitBody, me: ParticipantDep,
+async def request_exit(pairing_id: PathId, body: ExitBody, me: ParticipantDep,
                        svc: ServicesDep, key: IdempotencyKey = None) -> CommandResult:
     cmd = _command(c.RequestExit, me, reason=body.reason)
     return await act(svc, me, pairing_id, "request_exit", cmd, key)
@@ -156,7 +153,7 @@ async def request_exit(pairing_id: str, body: ExitBody, me: ParticipantDep,
 
 @router.post("/pairings/{pairing_id}/final-evaluation", response_model=CommandResult,
              responses=ERRORS, summary="Submit my final evaluation")
-async def submit_final_evaluation(pairing_id: str, body: FinalEvaluationBody,
+async def submit_final_evaluation(pairing_id: PathId, body: FinalEvaluationBody,
                                   me: ParticipantDep, svc: ServicesDep,
                                   key: IdempotencyKey = None) -> CommandResult:
     cmd = _command(c.SubmitFinalEvaluation, me, **body.model_dump())

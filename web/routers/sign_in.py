@@ -21,6 +21,7 @@ from web import auth
 from web.auth import LinkInvalid
 from web.deps import PUBLIC, SESSION_COOKIE, Services, ServicesDep, SignedInDep
 from web.pages import html_page, render
+from web.params import Body
 from web.problems import problem_responses
 
 api_router = APIRouter(tags=["sign-in"])
@@ -30,7 +31,7 @@ page_router = APIRouter(tags=["pages"], include_in_schema=False,
 _log = structlog.get_logger("sebaya.web.sign_in")
 
 
-class MagicLinkRequest(BaseModel):
+class MagicLinkRequest(Body):
     email: str = Field(min_length=3, max_length=320)
 
 

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from projections.queries import cohort_status
 from web.deps import CoordinatorDep, ServicesDep
 from web.pages import html_page, render
+from web.params import PathId
 from web.problems import Problem
 from web.routers.cohorts import ApproveBody, approve_proposal, list_cohorts, proposal_of
 
@@ -33,14 +34,14 @@ async def _page(request: Request, svc: Any, cohort_id: str, *, status_code: int 
 
 
 @router.get("/{cohort_id}")
-async def cohort_page(request: Request, cohort_id: str, me: CoordinatorDep,
+async def cohort_page(request: Request, cohort_id: PathId, me: CoordinatorDep,
                       svc: ServicesDep) -> Any:
     approved = request.query_params.get("approved")
     return await _page(request, svc, cohort_id, approved=approved)
 
 
 @router.post("/{cohort_id}/approve")
-async def approve_page(request: Request, cohort_id: str, me: CoordinatorDep,
+async def approve_page(request: Request, cohort_id: PathId, me: CoordinatorDep,
                        svc: ServicesDep) -> Any:
     form = await request.form()
     drop = []
@@ -61,7 +62,7 @@ async def approve_page(request: Request, cohort_id: str, me: CoordinatorDep,
 
 
 @router.get("/{cohort_id}/report")
-async def report_page(request: Request, cohort_id: str, me: CoordinatorDep,
+async def report_page(request: Request, cohort_id: PathId, me: CoordinatorDep,
                       svc: ServicesDep) -> Any:
     from sebaya.report import to_html
     from sebaya.report_service import cohort_report
