@@ -386,7 +386,9 @@ async def test_worker_is_started_checked_restarted_and_stopped(
 
     results = await asyncio.to_thread(stack.down)
     assert [(r.name, r.outcome) for r in results] == [
+        ("web", "stopped"),  # requests stop first
         ("worker", "stopped"),  # SIGTERM was enough: it shut down gracefully
+        ("mail", "stopped"),
         ("temporal", "stopped"),
         ("postgres", "stopped"),
     ]
@@ -420,7 +422,7 @@ async def test_up_with_the_real_worker(make_stack: StackFactory) -> None:
     status = await asyncio.to_thread(
         stack.up, temporal_port=temporal_port, ui_port=ui_port, pg_port=pg_port
     )
-    assert [s.state for s in status.services] == ["running", "running", "running"]
+    assert [s.state for s in status.services] == ["running"] * 5  # pg, temporal, worker, mail, web
     assert psutil.Process(status.service("worker").pid).cmdline()[1:] == ["-m", "worker"]
     results = await asyncio.to_thread(stack.down)
     assert {r.outcome for r in results} == {"stopped"}
