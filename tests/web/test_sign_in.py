@@ -43,6 +43,19 @@ async def test_asking_for_a_link_never_tells_who_has_an_account(web: WebEnv) -> 
     assert all("/auth/magic?token=" not in r["p"] for r in payloads)
 
 
+async def test_links_to_one_person_are_throttled(web: WebEnv) -> None:
+    from web.routers.sign_in import MAX_LINKS_PER_WINDOW
+
+    await add_person(web, "E303", "rina@example.co.id")
+    client = web.http()
+    for _ in range(MAX_LINKS_PER_WINDOW + 3):
+        r = await client.post("/api/v1/auth/magic-link", json={"email": "rina@example.co.id"})
+        assert r.status_code == 202
+    sent = await web.pool.fetchval(
+        "SELECT count(*) FROM deliveries WHERE template = 'magic_link' AND recipient = 'E303'")
+    assert sent == MAX_LINKS_PER_WINDOW
+
+
 async def sign_in_with(web: WebEnv, token: str) -> Any:
     client = web.http()
     page = await client.get("/auth/magic", params={"token": token})

@@ -30,6 +30,10 @@ page_router = APIRouter(tags=["pages"], include_in_schema=False,
 
 _log = structlog.get_logger("sebaya.web.sign_in")
 
+# Links mailed to one person per validity window (15 minutes): enough for typos and a lost
+# mail, not enough to flood an inbox.
+MAX_LINKS_PER_WINDOW = 5
+
 
 class MagicLinkRequest(Body):
     email: str = Field(min_length=3, max_length=320)
@@ -56,6 +60,14 @@ async def send_link(svc: Services, email: str) -> None:
         email.strip())
     if employee is None:
         _log.info("sign-in link asked for an unknown address")
+        return
+    recent = await svc.pool.fetchval(
+        "SELECT count(*) FROM magic_links WHERE employee_id = $1 "
+        "AND created_at > now() - make_interval(mins => $2)", employee, svc.links.minutes)
+    if recent >= MAX_LINKS_PER_WINDOW:
+        # Someone keeps asking for this person's links: no more mail until the window passes
+        # (the answer stays the same 202, so this says nothing about the account either).
+        _log.warning("sign-in links throttled", employee_id=employee, recent=recent)
         return
     token = await svc.links.issue(employee)
     url = auth.sign_in_url(svc.settings.public_url, token)
