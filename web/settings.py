@@ -26,6 +26,9 @@ class WebSettings(BaseSettings):
     # How long a request may wait on Temporal before answering 503.
     temporal_timeout_s: float = Field(default=10.0, validation_alias="SEBAYA_WEB_TEMPORAL_TIMEOUT")
     magic_link_minutes: int = 15
+    # `sebaya serve` keeps the read models current by following the event log itself (off
+    # when a separate `sebaya projections follow` process does it).
+    follow_projections: bool = Field(default=True, validation_alias="SEBAYA_WEB_PROJECTOR")
     pool_size: int = Field(default=20, validation_alias="SEBAYA_WEB_POOL_SIZE")
     # Proxies whose X-Forwarded-For/-Proto headers are believed (uvicorn's setting).
     forwarded_allow_ips: str = Field(default="127.0.0.1",

@@ -7,6 +7,8 @@ start-up, shared by every request, and closed at shutdown.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated
@@ -32,14 +34,29 @@ async def served_services(web_settings: WebSettings) -> AsyncIterator[Services]:
     settings = get_settings()
     services = resolve_services(settings)
     pool = await connect_pool(services, min_size=2, max_size=web_settings.pool_size)
+    following: asyncio.Task[None] | None = None
+    stop = asyncio.Event()
     try:
         client = await connect_temporal(services)
         notifier = build_notifier(pool, settings)
-        yield build_services(
+        built = build_services(
             pool=pool, client=client, registry=domain_registry(),
             settings=web_settings.model_copy(update={"task_queue": services.task_queue}),
             notifier=notifier)
+        if web_settings.follow_projections:
+            # Lists (my pairings, cohort status) come from the read models: keep them within
+            # a second of the log. Several processes may follow; the checkpoint arbitrates.
+            from projections import Projector
+
+            following = asyncio.create_task(
+                Projector(built.store).run(poll_interval=1.0, stop_event=stop),
+                name="projector")
+        yield built
     finally:
+        stop.set()
+        if following is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(following, timeout=10)
         await pool.close()
 
 

@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.workflows.harness import running_worker
+from tests.workflows.harness import running_worker, start_pairing, started_state
+from web import auth as web_auth
 
 pytestmark = pytest.mark.temporal
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,10 +78,29 @@ async def test_serve_and_tokens(temporal_env: Any, db_pool: Any, db_dsn: str,
             assert not_ready.status_code == 503
             assert not_ready.json()["checks"]["worker"].startswith("unavailable")
             async with running_worker(temporal_env.client, db_pool, task_queue):
-                ready = await http.get("/readyz")
+                for _ in range(100):
+                    ready = await http.get("/readyz")
+                    if ready.status_code == 200:
+                        break
+                    await asyncio.sleep(0.1)  # real time: the worker's first poll
                 assert ready.status_code == 200, ready.text
                 assert ready.json()["checks"] == {"postgres": "ok", "temporal": "ok",
                                                   "worker": "ok"}
+                # The served process follows the log: a new pairing shows up in the mentee's
+                # list with nobody running the projector by hand.
+                handle = await start_pairing(temporal_env.client, task_queue,
+                                             mentor="M700", mentee="E700")
+                pairing_id = (await started_state(handle)).pairing_id
+                session = await web_auth.create_session(db_pool, "participant", "E700", days=1)
+                listed: list[Any] = []
+                for _ in range(150):
+                    mine = await http.get("/api/v1/me/pairings",
+                                          headers={"Cookie": f"sebaya_session={session}"})
+                    listed = [p["pairing_id"] for p in mine.json()]
+                    if listed:
+                        break
+                    await asyncio.sleep(0.2)  # real time: the projector polls every second
+                assert listed == [pairing_id]
             auth = {"Authorization": f"Bearer {token}"}
             r = await http.get("/api/v1/audit/verify", headers=auth)
             assert r.status_code == 200 and r.json()["ok"] is True
