@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import structlog
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
 from activities.notify import NotificationActivities
@@ -103,7 +105,7 @@ def create_app(
         app.state.services = given  # usable before the lifespan runs (ASGI test clients)
     _describe_naive_times(app)
     problems.install(app)
-    app.middleware("http")(_request_log)
+    app.add_middleware(RequestLog)
     _include_routers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
@@ -152,17 +154,33 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(staff_pages.router)
 
 
-async def _request_log(request: Request,
-                       call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-    if len(request_id) > 100 or not request_id.isprintable():
-        request_id = uuid.uuid4().hex
-    start = time.perf_counter()
-    with structlog.contextvars.bound_contextvars(request_id=request_id):
-        response = await call_next(request)
-        _log.info("request", method=request.method, path=request.url.path,
-                  status=response.status_code,
-                  ms=round((time.perf_counter() - start) * 1000, 1))
-    response.headers["X-Request-ID"] = request_id
-    return response
+class RequestLog:
+    """Pure ASGI middleware: one structlog line per request, bound to a request id (the
+    caller's ``X-Request-ID`` when sane), echoed in the answer's ``X-Request-ID``."""
 
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = Headers(scope=scope).get("x-request-id", "")
+        request_id = given if 0 < len(given) <= 100 and given.isprintable() \
+            else uuid.uuid4().hex
+        start = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                _log.info("request", method=scope["method"], path=scope["path"],
+                          status=status, ms=round((time.perf_counter() - start) * 1000, 1))
