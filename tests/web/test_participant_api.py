@@ -228,3 +228,41 @@ async def test_no_worker_means_503_within_a_bounded_time(temporal_env: Any, db_p
         assert r.status_code == 503, r.text
         assert r.json()["code"] == "unavailable"
         assert elapsed < 5, elapsed
+
+
+async def test_temporal_down_means_503_within_a_bounded_time(db_pool: Any) -> None:
+    """A Temporal server that went away: writes answer 503 in bounded time, readiness says
+    which dependency is missing."""
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.testing import WorkflowEnvironment
+
+    from delivery.channels import LogChannel
+    from sebaya.catalog import domain_registry
+    from sebaya.settings import temporal_cli_path
+    from tests.web.conftest import BASE_URL, web_settings
+    from web import auth
+    from web.app import create_app
+
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(temporal_cli_path()),
+        dev_server_extra_args=["--log-level", "error"],
+        data_converter=pydantic_data_converter)
+    client = env.client
+    await env.shutdown()
+    settings = web_settings("tq-gone", temporal_timeout_s=1.5)
+    app = create_app(pool=db_pool, client=client, registry=domain_registry(),
+                     settings=settings, channel=LogChannel())
+    session = await auth.create_session(db_pool, "participant", "E800", days=1)
+    import httpx
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL,
+                                 headers={"Cookie": f"sebaya_session={session}",
+                                          "X-CSRF-Token": auth.csrf_token(
+                                              settings.secret_key, session)}) as http:
+        started = time.monotonic()
+        r = await http.put("/api/v1/pairings/T-gone/goals", json={"goals": GOALS_MENTEE})
+        assert r.status_code == 503, r.text
+        assert time.monotonic() - started < 5
+        ready = await http.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["postgres"] == "ok"
+        assert ready.json()["checks"]["temporal"].startswith("unavailable")
