@@ -24,8 +24,9 @@ ALLOWED: dict[str, set[str]] = {
     "contracts": {"domain"},
     "adapters": {"domain", "eventstore"},
     "intake": {"domain"},
-    "delivery": {"domain", "adapters", "observability"},
-    "activities": _LOW | {"adapters", "contracts", "delivery"},
+    # Invites read the pairing's stream; the coordinator digest reads the read models.
+    "delivery": _LOW | {"adapters", "projections"},
+    "activities": _LOW | {"adapters", "contracts", "delivery", "projections"},
     "workflows": _LOW | {"activities", "contracts", "delivery"},
     "projections": _LOW,
     "audit": _LOW | {"projections", "workflows"},
