@@ -7,10 +7,12 @@ import asyncio
 import contextlib
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
+
+if TYPE_CHECKING:  # imported when the demo runs: `sebaya --help` must not load them
+    from rich.console import Console
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -20,6 +22,8 @@ def demo(
     people: Annotated[Path, typer.Option(help="people.csv")] = EXAMPLES / "people.csv",
     seed: Annotated[int, typer.Option(help="Seed of the simulated participants.")] = 7,
 ) -> None:
+    from rich.console import Console
+
     console = Console()
     asyncio.run(_demo(console, program, people, seed))
 
