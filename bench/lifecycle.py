@@ -42,6 +42,7 @@ from eventstore import migrate
 from sebaya.settings import temporal_cli_path
 from tests.workflows.harness import drive_weekly_lifecycle, start_pairing
 from workflows import ALL_WORKFLOWS
+from workflows.search_attributes import server_args
 
 SIMULATION_ONLY = {
     "EVENT_TYPE_WORKFLOW_EXECUTION_TIME_SKIPPING_TRANSITIONED",
@@ -78,7 +79,7 @@ async def main(pairings: int) -> None:
             dev_server_existing_path=str(temporal_cli_path()),
             dev_server_extra_args=["--dynamic-config-value",
                                    "frontend.WorkflowTimeSkippingEnabled=true",
-                                   "--log-level", "error"],
+                                   "--log-level", "error", *server_args()],
             data_converter=pydantic_data_converter,
         )
         async with env:

@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.ids import cohort_stream, pairing_id_for
     from domain.program import ProgramSpec
     from workflows.pairing import PairingOutcome
+    from workflows.search_attributes import upsert_for_cohort
 
 APPEND_TIMEOUT = timedelta(seconds=30)
 APPEND_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30),
@@ -303,6 +304,7 @@ class CohortWorkflow:
             start_to_close_timeout=APPEND_TIMEOUT, retry_policy=APPEND_RETRY,
         )
         self._state = co.fold(_decode(stored), self._state)
+        upsert_for_cohort(self._state)
 
     async def _record(self, events: list[DomainEvent], actor: str) -> None:
         if not events:
@@ -320,6 +322,7 @@ class CohortWorkflow:
         )
         # As for pairings: fold what the store holds, which history records.
         self._state = co.fold(_decode(appended.stored), self._state)
+        upsert_for_cohort(self._state)
 
     def _history_is_long(self) -> bool:
         info = workflow.info()

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.notifications import Notification, notifications_for
     from domain.pairing import PairingState, Phase, advance, decide, fold, next_due
     from eventstore import NewEvent
+    from workflows.search_attributes import upsert_for_pairing
 
 
 # Appends and deliveries are short database calls: local activities keep them out of the task
@@ -248,6 +249,7 @@ class PairingWorkflow:
             (EVENTS_BY_TYPE[r.type].model_validate(r.payload) for r in appended.stored),
             self._state,
         )
+        upsert_for_pairing(self._state)
 
     async def _handle(self, command: c.PairingCommand) -> CommandResult:
         async with self._lock:
