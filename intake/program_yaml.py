@@ -194,19 +194,32 @@ def check_program(path: str | Path) -> tuple[ProgramSpec | None, list[Problem]]:
     text, problems = read_text(path, label, max_bytes=MAX_FILE_BYTES)
     if text is None:
         return None, problems
-    loader = _Loader(text)
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)  # checks every character first (ReaderError)
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" (column {mark.column + 1})" if mark is not None else ""
         what = " ".join(x for x in (exc.context, exc.problem) if x) or "invalid YAML"
-        return None, [Problem(label, mark.line + 1 if mark else None, None, f"{what}{where}")]
-    except (yaml.YAMLError, ValueError, TypeError) as exc:
-        return None, [Problem(label, None, None, f"invalid YAML: {exc}")]
+        return None, [Problem(label, mark.line + 1 if mark else 1, None, f"{what}{where}")]
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+        before = text[: exc.position]
+        column = exc.position - (before.rfind("\n") + 1) + 1
+        return None, [
+            Problem(
+                label,
+                before.count("\n") + 1,
+                None,
+                f"character U+{exc.character:04X} is not allowed in YAML (column {column})",
+            )
+        ]
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
+        return None, [Problem(label, 1, None, f"invalid YAML: {exc}")]
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if node is None:
         return None, [Problem(label, 1, None, "the file is empty")]
     if not isinstance(data, dict):
