@@ -20,17 +20,26 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 def demo(
     program: Annotated[Path, typer.Option(help="program.yaml")] = EXAMPLES / "program.yaml",
     people: Annotated[Path, typer.Option(help="people.csv")] = EXAMPLES / "people.csv",
-    seed: Annotated[int, typer.Option(help="Seed of the simulated participants.")] = 7,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the simulated participants: the same seed replays "
+                               "the same program, event for event.")
+    ] = 7,
+    cohort_id: Annotated[
+        str | None, typer.Option("--cohort-id", help="Default: from the program name, "
+                                                     "with a random suffix.")
+    ] = None,
 ) -> None:
     from rich.console import Console
 
     console = Console()
-    asyncio.run(_demo(console, program, people, seed))
+    asyncio.run(_demo(console, program, people, seed, cohort_id))
 
 
-async def _demo(console: Console, program_path: Path, people_path: Path, seed: int) -> None:
+async def _demo(console: Console, program_path: Path, people_path: Path, seed: int,
+                cohort_id: str | None) -> None:
     from temporalio.testing import TimeSkipper, TimeSkippingConfig
 
+    from domain.ids import cohort_stream
     from intake import load_people, load_program
     from sebaya.devstack import DevStack
     from sebaya.logging import configure_logging
@@ -63,12 +72,19 @@ async def _demo(console: Console, program_path: Path, people_path: Path, seed: i
     worker = build_worker(skipper.client, pool, settings) if own_worker else None
     try:
         async with worker if worker is not None else contextlib.nullcontext():
-            cohort_id = new_cohort_id(program)
+            cohort_id = cohort_id or new_cohort_id(program)
+            if await pool.fetchval("SELECT 1 FROM streams WHERE stream_id = $1",
+                                   cohort_stream(cohort_id)):
+                console.print(f"[bold red]error:[/] cohort {cohort_id!r} already ran on this "
+                              f"stack: choose another --cohort-id (the same --seed replays the "
+                              f"same program under any id)")
+                raise typer.Exit(code=1)
             await start_cohort(pool, skipper.client, program=program, people=roster,
                                task_queue=services.task_queue, cohort_id=cohort_id,
                                started_by="demo")
-            console.print(f"cohort [bold]{cohort_id}[/]: {len(roster)} people; simulating "
-                          f"{program.ground_rules.program_length_days} days in virtual time…")
+            console.print(f"cohort [bold]{cohort_id}[/], seed {seed}: {len(roster)} people; "
+                          f"simulating {program.ground_rules.program_length_days} days in "
+                          f"virtual time…")
             sim = CohortSimulation(skipper.client, skipper, cohort_id, seed=seed, pool=pool,
                                    say=lambda line: console.print(f"  {line}"))
             result = await sim.run()
@@ -91,7 +107,9 @@ async def _demo(console: Console, program_path: Path, people_path: Path, seed: i
                 f"  sebaya audit export {cohort_id} --out bundle && "
                 f"sebaya audit verify-bundle bundle\n"
                 f"  Temporal Web UI: sebaya dev status")
-            console.print(f"[dim]finished in {time.monotonic() - began:.0f} s[/]")
+            console.print(
+                f"[dim]finished in {time.monotonic() - began:.0f} s; the same seed replays "
+                f"the same program (`sebaya demo --seed {seed}`, any --cohort-id)[/]")
     finally:
         await pool.close()
 
