@@ -31,6 +31,11 @@ def demo(
 ) -> None:
     from rich.console import Console
 
+    from sebaya.operations import COHORT_ID
+
+    if cohort_id is not None and not COHORT_ID.match(cohort_id):
+        raise typer.BadParameter("use 1-40 letters, digits, '-' or '_' (no dots)",
+                                 param_hint="--cohort-id")
     console = Console()
     asyncio.run(_demo(console, program, people, seed, cohort_id))
 
