@@ -6,6 +6,9 @@ What ``sebaya projections ...``, ``sebaya cohort status`` and the tests start. S
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import asyncpg
 
 from eventstore import EventStore
@@ -45,6 +48,20 @@ class Projector(ProjectionRunner[ReadModelWrites]):
             ReadModels(cache_size=cache_size, snapshot_every=snapshot_every),
             name=name, batch_size=batch_size, rebuild_batch_size=rebuild_batch_size,
             before_commit=before_commit)
+
+
+    async def settle(self, wait_at_most: float = 10.0) -> ProjectionStatus:
+        """Catch up, then keep catching up while committed events are held back by an older
+        transaction still running somewhere on the server (the global horizon, ADR 0001),
+        for at most ``wait_at_most`` seconds: what a reader who just acted expects to see."""
+        deadline = time.monotonic() + wait_at_most
+        while True:
+            await self.catch_up()
+            status = await projection_status(self._pool, self.name)
+            if (status.held_back == 0 and status.events_behind == 0) \
+                    or time.monotonic() >= deadline:
+                return status
+            await asyncio.sleep(0.1)  # real time: waiting for another transaction to end
 
 
 async def projection_status(pool: asyncpg.Pool, name: str = DEFAULT_NAME) -> ProjectionStatus:

@@ -301,11 +301,15 @@ def _cause(exc: BaseException) -> str:
 
 
 async def _catch_up(infra: Any) -> None:
-    """One catch-up of the read models (cheap when the projector is current)."""
+    """Bring the read models up to what has been committed (cheap when current), so status
+    and reports show what was just done; say so when another transaction holds some back."""
     from eventstore import EventStore
     from projections.projector import Projector
 
-    await Projector(EventStore(infra.pool, infra.registry)).catch_up()
+    status = await Projector(EventStore(infra.pool, infra.registry)).settle()
+    if status.held_back or status.events_behind:
+        typer.echo(f"note: {status.held_back + status.events_behind} recent event(s) not yet "
+                   "in the read models (a long transaction is running on the server)", err=True)
 
 
 @app.command("status")

@@ -143,7 +143,7 @@ async def _report(console: Console, infra: Any, cohort_id: str) -> None:
     from sebaya.report import render
     from sebaya.report_service import cohort_report
 
-    await Projector(EventStore(infra.pool, infra.registry)).catch_up()
+    await Projector(EventStore(infra.pool, infra.registry)).settle()
     report = await cohort_report(infra.pool, cohort_id)
     console.rule("Cohort report")
     console.print(render(report, "text"), markup=False, highlight=False)
