@@ -8,14 +8,12 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from eventstore import EventStore
-from sebaya.bootstrap import build_registry
-from sebaya.cli.audit import _fail, _services
-from sebaya.runtime import ServicesNotConfigured, connect_pool
+if TYPE_CHECKING:  # imported in the commands: `sebaya --help` must not load them
+    from eventstore import EventStore
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -27,15 +25,23 @@ T = TypeVar("T")
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=code)
+
+
 async def _with_store(use: Callable[[EventStore], Awaitable[T]]) -> T:
-    pool = await connect_pool(_services(), min_size=2, max_size=4)
-    try:
-        return await use(EventStore(pool, build_registry()))
-    finally:
-        await pool.close()
+    """``use`` on the event store, opened at the composition root (Postgres only)."""
+    from eventstore import EventStore
+    from sebaya.bootstrap import open_infrastructure
+
+    async with open_infrastructure(temporal=False, pool_min_size=2, pool_max_size=4) as infra:
+        return await use(EventStore(infra.pool, infra.registry))
 
 
 def _run(main: Callable[[], Awaitable[T]]) -> T:
+    from sebaya.runtime import ServicesNotConfigured
+
     try:
         return asyncio.run(main())  # type: ignore[arg-type]
     except ServicesNotConfigured as exc:
