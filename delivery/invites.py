@@ -70,7 +70,7 @@ class CalendarAttacher:
                                                   content=file.content))
 
     def _store_event(self, record: RecordedEvent) -> e.DomainEvent:
-        return e.EVENTS_BY_TYPE[record.type].model_validate(record.payload)
+        return _decoded(self._store, record)
 
     async def _file_for(self, delivery: Delivery, series: MeetingSeries, cause: e.DomainEvent,
                         stamp: datetime, language: str) -> CalendarFile | None:
@@ -96,6 +96,15 @@ class CalendarAttacher:
         return CalendarBuilder(organizer=self._organizer,
                                program_name=await _program_name(self._pool, series),
                                language=language)
+
+
+def _decoded(store: EventStore, record: RecordedEvent) -> e.DomainEvent:
+    """The stored event as the domain defines it now, older schema versions upcast."""
+    if store.registry is None:
+        raise ValueError("calendar invites need an EventStore opened with the event registry")
+    event = store.registry.decode(record)
+    assert isinstance(event, e.DomainEvent)
+    return event
 
 
 def _may_carry_calendar(delivery: Delivery) -> bool:
@@ -151,8 +160,7 @@ async def participant_feed(store: EventStore, employee_id: str, organizer: Atten
         records = await store.read_stream(pairing_stream(row["pairing_id"]))
         if records:
             stamp = max(stamp, records[-1].metadata.occurred_at)
-        series = meeting_series(
-            e.EVENTS_BY_TYPE[r.type].model_validate(r.payload) for r in records)
+        series = meeting_series(_decoded(store, r) for r in records)
         entries.append((series, await attendees_of(pool, series)))
         program = program or await _program(pool, series)
     name = await pool.fetchval(

@@ -140,7 +140,16 @@ def _replace_time_format(node: Any) -> None:
 
 
 def _include_routers(app: FastAPI) -> None:
-    from web.routers import audit, cohorts, health, pages, pairings, sign_in, staff_pages
+    from web.routers import (
+        audit,
+        calendar,
+        cohorts,
+        health,
+        pages,
+        pairings,
+        sign_in,
+        staff_pages,
+    )
 
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(pairings.router)
@@ -152,6 +161,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(sign_in.page_router)
     app.include_router(pages.router)
     app.include_router(staff_pages.router)
+    app.include_router(calendar.router)
 
 
 class RequestLog:

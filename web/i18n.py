@@ -55,6 +55,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "progress": "Kemajuan",
         "what_now": "Yang bisa Anda lakukan sekarang",
         "timeline": "Linimasa",
+        "calendar_feed": "Kalender mentoring",
+        "calendar_feed_get": "Dapatkan tautan kalender",
+        "calendar_feed_intro": "Tambahkan tautan ini ke Google Calendar, Outlook atau aplikasi "
+                               "kalender Anda (\"berlangganan lewat URL\"): semua sesi mentoring "
+                               "Anda, termasuk yang dijadwal ulang, selalu terbaru.",
+        "calendar_feed_url": "Tautan kalender Anda",
+        "calendar_feed_private": "Tautan ini pribadi. Meminta tautan baru membatalkan yang lama.",
+        "back_home": "Kembali ke beranda",
         "open": "Buka",
         "action_set_goals": "Tetapkan atau ubah tujuan",
         "action_log_meeting": "Catat pertemuan",
@@ -188,6 +196,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "progress": "Progress",
         "what_now": "What you can do now",
         "timeline": "Timeline",
+        "calendar_feed": "Mentoring calendar",
+        "calendar_feed_get": "Get my calendar link",
+        "calendar_feed_intro": "Add this link to Google Calendar, Outlook or your calendar app "
+                               "(\"subscribe by URL\"): all your mentoring meetings, including "
+                               "rescheduled ones, always up to date.",
+        "calendar_feed_url": "Your calendar link",
+        "calendar_feed_private": "This link is private. Asking for a new one cancels the old one.",
+        "back_home": "Back to home",
         "open": "Open",
         "action_set_goals": "Set or revise goals",
         "action_log_meeting": "Log a meeting",

@@ -34,6 +34,8 @@ class WebSettings(BaseSettings):
     forwarded_allow_ips: str = Field(default="127.0.0.1",
                                      validation_alias="SEBAYA_WEB_FORWARDED_ALLOW_IPS")
     session_days: int = Field(default=14, validation_alias="SEBAYA_WEB_SESSION_DAYS")
+    # The program mailbox, ORGANIZER of the calendar feed's meetings (as in the invites).
+    mail_from: str = Field(default="Sebaya <sebaya@localhost>", validation_alias="SEBAYA_SMTP_FROM")
 
     @field_validator("secret_key")
     @classmethod

@@ -20,6 +20,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from delivery.channels import LogChannel, NotificationChannel
+from eventstore import EventStore
 from projections import Projector
 from sebaya.bootstrap import build_registry
 from tests.projections.views import past_horizon
@@ -89,7 +90,7 @@ async def web_env_for(temporal_env: Any, db_pool: asyncpg.Pool, task_queue: str,
     config = web_settings(task_queue, **settings)
     app = create_app(pool=db_pool, client=temporal_env.client, registry=build_registry(),
                      settings=config, channel=channel or LogChannel())
-    projector = Projector(db_pool)
+    projector = Projector(EventStore(db_pool, build_registry()))
     async with running_worker(temporal_env.client, db_pool, task_queue):
         following = asyncio.create_task(projector.run(poll_interval=0.2))
         try:
