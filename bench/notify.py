@@ -159,7 +159,7 @@ async def bench(dsn: str, reminders: int, connections: int) -> None:
                                           partner=f"Orang {d.data['partner_id']}",
                                           program=program.name, timezone=contact.timezone)
                 assert contact.email is not None
-                messages.append((contact.email, builder.build(contact, d, message).as_bytes()))
+                messages.append((contact.email, builder.build(contact, d, message)))
 
         ours_rates, base_rates = [], []
         for round_no in (1, 2):  # alternate, keep the best of each: the machine is shared

@@ -16,7 +16,6 @@ import json
 import time
 from email import encoders
 from email.header import Header
-from email.message import Message as MimeMessage
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -147,11 +146,12 @@ class SmtpChannel:
         for _ in range(connections):
             self._idle.put_nowait(None)  # a slot; connected on first use
 
-    def build(self, contact: Contact, delivery: Delivery, message: Message) -> MimeMessage:
-        """The MIME message: text and HTML alternatives, then any attachments.
+    def build(self, contact: Contact, delivery: Delivery, message: Message) -> bytes:
+        """The message as sent: headers, then text and HTML alternatives and any attachments.
 
-        Built with the ``compat32`` classes: the modern ``EmailMessage`` parses and refolds
-        every header in pure Python, which cost more than the rest of a delivery together.
+        The MIME parts come from the ``compat32`` classes; the top-level headers are written
+        here: ``EmailMessage`` (and even compat32's generator) parse and refold every header
+        in pure Python, which cost more than the rest of a delivery together.
         """
         if not contact.email:
             raise DeliveryFailed("no e-mail address", permanent=True)
@@ -164,16 +164,18 @@ class SmtpChannel:
             mail.attach(body)
             for attachment in message.attachments:
                 mail.attach(_attachment_part(attachment))
-        mail["From"] = self.sender
-        mail["To"] = formataddr((contact.name or "", contact.email), charset="utf-8")
-        mail["Subject"] = _header(message.subject)
-        mail["Date"] = formatdate(localtime=False)
-        mail["Message-ID"] = message_id_for(delivery.idempotency_key, self.domain)
-        mail["Content-Language"] = message.language
-        mail["X-Sebaya-Delivery"] = delivery.idempotency_key
-        mail["X-Sebaya-Kind"] = delivery.template
-        mail["Auto-Submitted"] = "auto-generated"
-        return mail
+        headers = "".join(_header_line(name, value) for name, value in (
+            ("From", self.sender),
+            ("To", formataddr((contact.name or "", contact.email), charset="utf-8")),
+            ("Subject", message.subject),
+            ("Date", formatdate(localtime=False)),
+            ("Message-ID", message_id_for(delivery.idempotency_key, self.domain)),
+            ("Content-Language", message.language),
+            ("X-Sebaya-Delivery", delivery.idempotency_key),
+            ("X-Sebaya-Kind", delivery.template),
+            ("Auto-Submitted", "auto-generated"),
+        ))
+        return headers.encode("ascii") + mail.as_bytes()
 
     async def _connect(self) -> aiosmtplib.SMTP:
         smtp = aiosmtplib.SMTP(
@@ -194,11 +196,11 @@ class SmtpChannel:
                     if smtp is None or not reused:
                         smtp = await self._connect()
                     errors, _ = await smtp.sendmail(self._envelope_from, [str(contact.email)],
-                                                    mail.as_bytes())
+                                                    mail)
                     if errors:  # one recipient only, so this is that recipient refused
                         code, text = next(iter(errors.values()))
                         raise DeliveryFailed(f"{code} {text}", permanent=code >= 500)
-                    return str(mail["Message-ID"])
+                    return message_id_for(delivery.idempotency_key, self.domain)
                 except aiosmtplib.SMTPRecipientsRefused as exc:
                     refused = exc.recipients[0]
                     raise DeliveryFailed(f"{refused.code} {refused.message}",
@@ -237,9 +239,12 @@ class SmtpChannel:
             self._idle.put_nowait(None)
 
 
-def _header(value: str) -> Any:
-    """ASCII as is; anything else as RFC 2047 encoded words (compat32 needs the Header)."""
-    return value if value.isascii() else Header(value, "utf-8", header_name="Subject")
+def _header_line(name: str, value: str) -> str:
+    """One header line: short ASCII as is, anything else folded / RFC 2047 encoded."""
+    if value.isascii() and len(name) + len(value) < 76:
+        return f"{name}: {value}\n"
+    charset = "us-ascii" if value.isascii() else "utf-8"
+    return f"{name}: {Header(value, charset, header_name=name).encode()}\n"
 
 
 def _attachment_part(attachment: Attachment) -> MIMEBase:

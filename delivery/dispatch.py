@@ -2,10 +2,11 @@
 it, hand it to a channel, record what happened. See docs/notifications.md for the argument.
 
 Exactly once, per key: a key is claimed in ``deliveries`` before anything is sent and marked
-``sent`` right after the channel accepted it; a key found ``sent`` is never sent again. The
-one window left is a crash between "the channel accepted" and "marked sent": the key stays
-``pending`` and the next attempt sends it again, with the same Message-ID / Idempotency-Key,
-so the receiver can recognise the duplicate.
+``sent`` once the channel accepted it (one statement per call, after the call's sends: a call
+holds one or two deliveries); a key found ``sent`` is never sent again. The one window left
+is a crash between "the channel accepted" and "marked sent": the key stays ``pending`` and
+the next attempt sends it again, with the same Message-ID / Idempotency-Key, so the receiver
+can recognise the duplicate.
 
 A failing channel never fails the caller: the failure is recorded (``failed``, retried later
 with backoff, at most :data:`MAX_ATTEMPTS` times, or ``dead`` when retrying cannot help) and
@@ -15,6 +16,7 @@ the call returns. Only a database failure raises, so the activity is retried.
 from __future__ import annotations
 
 import asyncio
+import collections
 import inspect
 import json
 from collections.abc import Awaitable, Callable, Sequence
@@ -77,6 +79,25 @@ class _Cohort:
     program: ProgramSpec | None
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """Claimed deliveries with everything looked up for them, by idempotency key."""
+
+    todo: list[Delivery]
+    cohorts: dict[str, _Cohort | None]
+    contacts: dict[str, Contact]
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    key: str
+    outcome: str  # sent | failed | suppressed
+    channel: str | None = None
+    provider_id: str | None = None
+    error: str | None = None
+    permanent: bool = False
+
+
 class Dispatcher:
     """Sends deliveries through ``router``'s channels; one per process, shared."""
 
@@ -99,20 +120,22 @@ class Dispatcher:
     async def deliver(self, deliveries: Sequence[Delivery]) -> DispatchResult:
         if not deliveries:
             return DispatchResult()
-        rows = await self._pool.fetch(
-            """
-            INSERT INTO deliveries (idempotency_key, recipient, template, payload, status)
-            SELECT k, r, t, p::jsonb, 'pending'
-              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS d(k, r, t, p)
-            ON CONFLICT (idempotency_key) DO UPDATE SET attempts = deliveries.attempts
-            RETURNING idempotency_key, status
-            """,
-            [d.idempotency_key for d in deliveries], [d.recipient for d in deliveries],
-            [d.template for d in deliveries], [json.dumps(d.data) for d in deliveries],
-        )
-        status = {r["idempotency_key"]: r["status"] for r in rows}
-        todo = [d for d in deliveries if status.get(d.idempotency_key) == "pending"]
-        result = await self._send_all(todo)
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                """
+                INSERT INTO deliveries (idempotency_key, recipient, template, payload, status)
+                SELECT k, r, t, p::jsonb, 'pending'
+                  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS d(k, r, t, p)
+                ON CONFLICT (idempotency_key) DO UPDATE SET attempts = deliveries.attempts
+                RETURNING idempotency_key, status
+                """,
+                [d.idempotency_key for d in deliveries], [d.recipient for d in deliveries],
+                [d.template for d in deliveries], [json.dumps(d.data) for d in deliveries],
+            )
+            status = {r["idempotency_key"]: r["status"] for r in rows}
+            todo = [d for d in deliveries if status.get(d.idempotency_key) == "pending"]
+            batch = await self._prepare(conn, todo)
+        result = await self._send_all(batch)
         return result + DispatchResult(already_sent=len(deliveries) - len(todo))
 
     async def retry(self, keys: Sequence[str] | None = None, *, due_only: bool = False
@@ -120,15 +143,21 @@ class Dispatcher:
         """Send again: the given keys (failed or dead), or every failed one (``keys=None``;
         ``due_only``: only those whose backoff has elapsed, as the background retry does).
         A key given explicitly gets a fresh allowance of attempts."""
+        async with self._pool.acquire() as conn:
+            batch = await self._prepare(conn, await self._reclaim(conn, keys, due_only))
+        return await self._send_all(batch)
+
+    async def _reclaim(self, conn: asyncpg.Connection, keys: Sequence[str] | None,
+                       due_only: bool) -> list[Delivery]:
         if keys is not None:
-            rows = await self._pool.fetch(
+            rows = await conn.fetch(
                 """
                 UPDATE deliveries SET status = 'pending', attempts = 0, updated_at = now()
                  WHERE idempotency_key = ANY($1::text[]) AND status IN ('failed', 'dead')
                 RETURNING idempotency_key, recipient, template, payload
                 """, list(keys))
         else:
-            rows = await self._pool.fetch(
+            rows = await conn.fetch(
                 """
                 UPDATE deliveries SET status = 'pending', updated_at = now()
                  WHERE idempotency_key IN (
@@ -141,10 +170,9 @@ class Dispatcher:
                           FOR UPDATE SKIP LOCKED)
                 RETURNING idempotency_key, recipient, template, payload
                 """, due_only, RETRY_BASE, RETRY_FACTOR)
-        todo = [Delivery(idempotency_key=r["idempotency_key"], recipient=r["recipient"],
+        return [Delivery(idempotency_key=r["idempotency_key"], recipient=r["recipient"],
                          template=r["template"], data=json.loads(r["payload"] or "{}"))
                 for r in rows]
-        return await self._send_all(todo)
 
     async def run_retries(self, every: timedelta) -> None:
         """Retry due failures every ``every`` until cancelled (the worker runs this)."""
@@ -161,66 +189,75 @@ class Dispatcher:
 
     # -- sending --------------------------------------------------------------------------
 
-    async def _send_all(self, todo: Sequence[Delivery]) -> DispatchResult:
-        if not todo:
-            return DispatchResult()
-        contacts = await self._contacts(todo)
-        outcomes = await asyncio.gather(*(self._send_one(d, contacts) for d in todo))
-        total = DispatchResult()
-        for outcome in outcomes:
-            total += outcome
-        return total
+    async def _prepare(self, conn: asyncpg.Connection, todo: Sequence[Delivery]) -> _Batch:
+        cohorts = {d.idempotency_key: await self._cohort_of(conn, d) for d in todo}
+        return _Batch(list(todo), cohorts, await self._contacts(conn, todo, cohorts))
 
-    async def _send_one(self, delivery: Delivery, contacts: dict[str, Contact]) -> DispatchResult:
+    async def _send_all(self, batch: _Batch) -> DispatchResult:
+        """Send concurrently, then record every outcome in one statement. Holding no database
+        connection while talking to providers keeps a slow provider from starving the pool."""
+        if not batch.todo:
+            return DispatchResult()
+        outcomes = await asyncio.gather(*(self._send_one(d, batch) for d in batch.todo))
+        rows = await self._pool.fetch(
+            """
+            UPDATE deliveries d
+               SET attempts = d.attempts + CASE WHEN o.outcome = 'suppressed' THEN 0 ELSE 1 END,
+                   channel = COALESCE(o.channel, d.channel),
+                   status = CASE WHEN o.outcome = 'sent' THEN 'sent'
+                                 WHEN o.outcome = 'suppressed' THEN 'suppressed_erased'
+                                 WHEN o.permanent OR d.attempts + 1 >= $7 THEN 'dead'
+                                 ELSE 'failed' END,
+                   provider_message_id = CASE WHEN o.outcome = 'sent' THEN o.provider
+                                              ELSE d.provider_message_id END,
+                   last_error = o.error,
+                   delivered_at = CASE WHEN o.outcome = 'sent' THEN now()
+                                       ELSE d.delivered_at END,
+                   last_attempt_at = now(), updated_at = now()
+              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                          $6::bool[]) AS o(key, outcome, channel, provider, error, permanent)
+             WHERE d.idempotency_key = o.key
+            RETURNING d.idempotency_key, d.status, d.channel, o.error
+            """,
+            [o.key for o in outcomes], [o.outcome for o in outcomes],
+            [o.channel for o in outcomes], [o.provider_id for o in outcomes],
+            [o.error for o in outcomes], [o.permanent for o in outcomes], MAX_ATTEMPTS)
+        counts: collections.Counter[str] = collections.Counter()
+        for row in rows:
+            counts[row["status"]] += 1
+            if row["status"] in ("failed", "dead"):
+                log.warning("delivery failed", idempotency_key=row["idempotency_key"],
+                            channel=row["channel"], status=row["status"], error=row["error"])
+        return DispatchResult(sent=counts["sent"], failed=counts["failed"], dead=counts["dead"],
+                              suppressed=counts["suppressed_erased"])
+
+    async def _send_one(self, delivery: Delivery, batch: _Batch) -> _Outcome:
         key = delivery.idempotency_key
-        cohort = await self._cohort_of(delivery)
-        contact = self._contact_for(delivery, contacts, cohort)
+        cohort = batch.cohorts[key]
+        contact = self._contact_for(delivery, batch.contacts, cohort)
         if contact.erased:
-            await self._pool.execute(
-                "UPDATE deliveries SET status = 'suppressed_erased', updated_at = now() "
-                "WHERE idempotency_key = $1", key)
-            return DispatchResult(suppressed=1)
+            return _Outcome(key, "suppressed")
         channel: NotificationChannel | None = None
+
+        def failed(reason: str, permanent: bool) -> _Outcome:
+            return _Outcome(key, "failed", channel.name if channel else None,
+                            error=reason[:1000], permanent=permanent)
+
         try:
-            message = await self._render(delivery, contact, contacts, cohort)
+            message = await self._render(delivery, contact, batch.contacts, cohort)
             policy = cohort.program.notifications if cohort and cohort.program else None
             channel = self._router.route(contact, policy or NotificationPolicy())
             provider_id = await asyncio.wait_for(
                 channel.send(contact, delivery, message), SEND_DEADLINE)
         except DeliveryFailed as exc:
-            return await self._record_failure(delivery, channel, exc.reason, exc.permanent)
+            return failed(exc.reason, exc.permanent)
         except TimeoutError:
-            return await self._record_failure(delivery, channel, "send timed out", False)
+            return failed("send timed out", False)
         except Exception as exc:
             # A bug (a template error, an unexpected answer): retrying would fail the same way.
             log.exception("delivery failed unexpectedly", idempotency_key=key)
-            return await self._record_failure(delivery, channel, f"{type(exc).__name__}: {exc}",
-                                              True)
-        await self._pool.execute(
-            """
-            UPDATE deliveries
-               SET status = 'sent', attempts = attempts + 1, channel = $2,
-                   provider_message_id = $3, last_error = NULL, delivered_at = now(),
-                   last_attempt_at = now(), updated_at = now()
-             WHERE idempotency_key = $1
-            """, key, channel.name, provider_id)
-        return DispatchResult(sent=1)
-
-    async def _record_failure(self, delivery: Delivery, channel: NotificationChannel | None,
-                              reason: str, permanent: bool) -> DispatchResult:
-        status = await self._pool.fetchval(
-            """
-            UPDATE deliveries
-               SET attempts = attempts + 1, last_error = $3, channel = COALESCE($2, channel),
-                   status = CASE WHEN $4 OR attempts + 1 >= $5 THEN 'dead' ELSE 'failed' END,
-                   last_attempt_at = now(), updated_at = now()
-             WHERE idempotency_key = $1
-            RETURNING status
-            """, delivery.idempotency_key, channel.name if channel else None, reason[:1000],
-            permanent, MAX_ATTEMPTS)
-        log.warning("delivery failed", idempotency_key=delivery.idempotency_key,
-                    channel=channel.name if channel else None, status=status, error=reason)
-        return DispatchResult(dead=1) if status == "dead" else DispatchResult(failed=1)
+            return failed(f"{type(exc).__name__}: {exc}", True)
+        return _Outcome(key, "sent", channel.name, provider_id)
 
     async def _render(self, delivery: Delivery, contact: Contact, contacts: dict[str, Contact],
                       cohort: _Cohort | None) -> Message:
@@ -244,17 +281,18 @@ class Dispatcher:
 
     # -- look-ups -------------------------------------------------------------------------
 
-    async def _contacts(self, todo: Sequence[Delivery]) -> dict[str, Contact]:
+    async def _contacts(self, conn: asyncpg.Connection, todo: Sequence[Delivery],
+                        cohorts: dict[str, _Cohort | None]) -> dict[str, Contact]:
         """Contacts of every recipient and of every possible partner, in one query."""
         ids: set[str] = set()
         for d in todo:
             if not d.recipient.startswith(COORDINATOR_PREFIX):
                 ids.add(d.recipient)
-            partner_id, sides = _related(d, await self._cohort_of(d))
+            partner_id, sides = _related(d, cohorts[d.idempotency_key])
             ids.update(sides or ())
             if partner_id:
                 ids.add(partner_id)
-        rows = await self._pool.fetch(
+        rows = await conn.fetch(
             "SELECT employee_id, name, email, timezone, notify_via, erased_at "
             "FROM participants WHERE employee_id = ANY($1::text[])", list(ids))
         return {r["employee_id"]: Contact(
@@ -270,7 +308,7 @@ class Dispatcher:
             return Contact(recipient=delivery.recipient, email=email)
         return contacts.get(delivery.recipient) or Contact(recipient=delivery.recipient)
 
-    async def _cohort_of(self, delivery: Delivery) -> _Cohort | None:
+    async def _cohort_of(self, conn: asyncpg.Connection, delivery: Delivery) -> _Cohort | None:
         """The cohort (and its program) a delivery belongs to; programs never change once a
         cohort is registered, so they are cached for the life of the process."""
         if delivery.recipient.startswith(COORDINATOR_PREFIX):
@@ -285,10 +323,10 @@ class Dispatcher:
             if probe == known.cohort_id or (not exact and probe.startswith(f"{known.cohort_id}.")):
                 return known
         if exact:
-            row = await self._pool.fetchrow(
+            row = await conn.fetchrow(
                 "SELECT cohort_id, program FROM cohorts WHERE cohort_id = $1", probe)
         else:
-            row = await self._pool.fetchrow(
+            row = await conn.fetchrow(
                 "SELECT cohort_id, program FROM cohorts WHERE starts_with($1, cohort_id || '.') "
                 "ORDER BY length(cohort_id) DESC LIMIT 1", probe)
         if row is None:

@@ -43,10 +43,11 @@ class CrashingSmtp(SmtpChannel):
 
     async def send(self, contact: Contact, delivery: Delivery, message: Message) -> str | None:
         self.sends += 1
-        if self.crash == "before_send" and self.sends == self.on:
+        ordinal = self.sends  # sends of one call run concurrently: count before awaiting
+        if self.crash == "before_send" and ordinal == self.on:
             die(f"before sending {delivery.idempotency_key}")
         provider_id = await super().send(contact, delivery, message)
-        if self.crash == "after_send" and self.sends == self.on:
+        if self.crash == "after_send" and ordinal == self.on:
             die(f"after the server accepted {delivery.idempotency_key}")
         return provider_id
 

@@ -195,3 +195,19 @@ async def test_erased_person_gets_nothing(db_pool: asyncpg.Pool, tmp_path: Path,
         await notify.aclose()
         assert [m.recipients for m in catcher.messages()] == [["budi@example.co.id"]]
     assert (result.sent, result.suppressed) == (1, 1)
+
+
+async def test_non_ascii_names_survive_the_trip(db_pool: asyncpg.Pool, tmp_path: Path) -> None:
+    await add_cohort(db_pool, COHORT, program_json(Language.EN))
+    await add_person(db_pool, "E1", "Budi Śantoso", "budi@example.co.id")
+    await add_person(db_pool, "E2", "Sári Dëwi — ☕", "sari@example.co.id")
+    async with MailCatcher(tmp_path / "mail") as catcher:
+        notify = notify_via_smtp(db_pool, catcher.port)
+        await notify.send_notifications(SendNotificationsInput(deliveries=matched()))
+        await notify.aclose()
+        mails = {m.recipients[0]: m.parsed() for m in catcher.messages()}
+    budi = mails["budi@example.co.id"]
+    assert budi["Subject"] == "You have been paired with Sári Dëwi — ☕"
+    assert mails["sari@example.co.id"]["To"] == "Sári Dëwi — ☕ <sari@example.co.id>"
+    text = mails["sari@example.co.id"].get_body(("plain",)).get_content()
+    assert "Hello Sári Dëwi — ☕," in text and "with Budi Śantoso." in text

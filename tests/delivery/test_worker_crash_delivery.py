@@ -33,7 +33,8 @@ async def spawn(temporal_env, task_queue: str, dsn: str, smtp_port: int,  # type
         sys.executable, "-m", "tests.delivery.crash_worker", "--address", target,
         "--task-queue", task_queue, "--dsn", dsn, "--smtp-port", str(smtp_port),
         "--crash", crash, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, env={**os.environ, "SEBAYA_LOG_FORMAT": "json"})
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "SEBAYA_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"})
     assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), 60)
     assert b"polling" in line, line
@@ -63,8 +64,13 @@ async def test_crash_points(temporal_env, db_dsn: str, db_pool: asyncpg.Pool,  #
             workers.append(first)
             await start_pairing(temporal_env.client, task_queue)
             assert first.stdout is not None
-            said = (await asyncio.wait_for(first.stdout.read(), 120)).decode()
-            assert await first.wait() == 137 and "crash_worker: dying" in said, said
+            try:
+                await asyncio.wait_for(first.wait(), 120)
+            except TimeoutError:
+                first.send_signal(signal.SIGKILL)
+                await first.wait()
+            said = (await first.stdout.read()).decode()
+            assert first.returncode == 137 and "crash_worker: dying" in said, said[-3000:]
             workers.append(await spawn(temporal_env, task_queue, db_dsn, catcher.port))
             await wait_all_sent(db_pool, 2)  # the match is told to both sides
         finally:
