@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck bench dev-up dev-down dev-status clean
+.PHONY: install browser demo test lint typecheck bench dev-up dev-down dev-status clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -18,8 +18,21 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/sebaya demo
 
-## The full test suite against real Postgres and a real Temporal dev server.
-test: $(STAMP)
+## The browser tests drive a real headless Chromium (Debian's chromium-headless-shell; the
+## Playwright download does not work everywhere). Installed with apt when missing; no skip.
+CHROMIUM ?= /usr/lib/chromium/chromium-headless-shell
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then echo "browser: $(CHROMIUM)"; else \
+	  echo "browser: $(CHROMIUM) missing; installing chromium-headless-shell with apt-get"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium-headless-shell \
+	  || { echo "ERROR: could not install chromium-headless-shell; the browser tests need it" >&2; exit 1; }; \
+	  [ -x "$(CHROMIUM)" ] || { echo "ERROR: $(CHROMIUM) still missing after install" >&2; exit 1; }; \
+	fi
+
+## The full test suite against real Postgres, a real Temporal dev server and a real browser.
+test: $(STAMP) browser
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 lint: $(STAMP)

@@ -77,6 +77,7 @@ DEFAULT_PG_PORT = 5433
 DEFAULT_TEMPORAL_PORT = 7233
 DEFAULT_UI_PORT = 8233
 DEFAULT_MAIL_PORT = 1025
+DEFAULT_WEB_PORT = 8000
 
 # Environment markers that make a detached process recognisably ours (see module docstring).
 MARK_STATE = "SEBAYA_DEVSTACK_STATE_DIR"
@@ -604,6 +605,14 @@ class MailCatcherRecord(BaseModel):
     log: str
 
 
+class WebRecord(BaseModel):
+    pid: int | None = None
+    host: str
+    port: int
+    url: str
+    log: str
+
+
 class StackRecord(BaseModel):
     """Contents of ``<state>/stack.json``: where the embedded services run (or last ran)."""
 
@@ -615,6 +624,7 @@ class StackRecord(BaseModel):
     temporal: TemporalRecord | None = None
     worker: WorkerRecord | None = None
     mail: MailCatcherRecord | None = None
+    web: WebRecord | None = None
 
 
 def read_stack_record(state_dir: Path) -> StackRecord | None:
@@ -785,6 +795,8 @@ class DevStack:
                     record.worker = previous.worker if previous else None
                 else:
                     self._report("Worker: not started (--no-worker)")
+            if worker:
+                record.web = self._up_web(dsn, record.temporal, record.mail, previous, timeout)
             record.updated_at = datetime.now(UTC)
             _write_stack_record(self.state_dir, record)
         return self.status()
@@ -799,6 +811,7 @@ class DevStack:
             self._temporal_status(record, marked.get("temporal", []), warnings),
             self._worker_status(record, marked.get("worker", []), warnings),
             self._mail_status(record, marked.get("mail", [])),
+            self._web_status(record, marked.get("web", [])),
         )
         return StackStatus(self.state_dir, services, tuple(warnings))
 
@@ -809,6 +822,11 @@ class DevStack:
         results: list[StopResult] = []
         with self._locked():
             marked = self.marked_processes()
+            if marked.get("web"):  # requests first: nothing new reaches the worker
+                web_procs = marked["web"]
+                self._report(f"Stopping web (pid {', '.join(str(p.pid) for p in web_procs)})")
+                results.append(StopResult("web", _terminate(web_procs, timeout),
+                                          tuple(p.pid for p in web_procs)))
             for name in ("worker", "mail", "temporal"):
                 procs = marked.get(name, [])
                 if name == "temporal" and self.settings.temporal_address and not procs:
@@ -1176,6 +1194,72 @@ class DevStack:
                              address=f"smtp://{last.host}:{last.port}" if last else None,
                              log=last.log if last else None)
 
+
+    # internals: web ----------------------------------------------------------------------
+    # `sebaya serve` on the embedded services (docs/api.md). Its signing key lives in
+    # <state>/web-secret (0600) so sign-in links survive a restart of the web process.
+
+    def _web_secret(self) -> str:
+        path = self.state_dir / "web-secret"
+        if not path.exists():
+            import secrets
+
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(32))
+        return path.read_text().strip()
+
+    def _up_web(self, dsn: str, temporal: TemporalRecord, mail: MailCatcherRecord | None,
+                previous: StackRecord | None, timeout: float) -> WebRecord:
+        log = self.log_path("web")
+        running = self.marked_processes().get("web", [])
+        if running:
+            proc = running[0]
+            port = int(_flag_value(proc.cmdline(), "--port") or DEFAULT_WEB_PORT)
+            self._report(f"Web: already running, pid {proc.pid}, http://{LOCALHOST}:{port}")
+        else:
+            last = previous.web if previous and previous.web else None
+            port = self._choose_port("Web", None, last.port if last else None,
+                                     DEFAULT_WEB_PORT)
+            url = self.settings.web_url or f"http://{LOCALHOST}:{port}"
+            env = self._child_env("web", {
+                "SEBAYA_DATABASE_URL": dsn,
+                "TEMPORAL_ADDRESS": self.settings.temporal_address or temporal.address,
+                "TEMPORAL_NAMESPACE": temporal.namespace,
+                "SEBAYA_TASK_QUEUE": self.settings.task_queue,
+                "SEBAYA_STATE_DIR": str(self.state_dir),
+                "SEBAYA_WEB_URL": url,
+                "SEBAYA_WEB_SECRET": self._web_secret(),
+                "SEBAYA_LOG_FORMAT": "json",
+                "SEBAYA_LOG_LEVEL": self.settings.log_level,
+                "PYTHONUNBUFFERED": "1",
+                **self._worker_mail_env(mail),
+            })
+            cmd = [sys.executable, "-c", "from sebaya.cli import main; main()", "serve",
+                   "--host", LOCALHOST, "--port", str(port)]
+            self._report(f"Web: starting on {url}")
+            proc = self._spawn("web", cmd, env)
+            deadline = time.monotonic() + timeout
+            while not _port_open(port):
+                if not _alive(proc) or time.monotonic() > deadline:
+                    _terminate([proc], 5)
+                    raise DevStackError(f"the web service did not start\n--- {log} ---\n"
+                                        f"{_tail(log)}")
+                time.sleep(0.1)
+        url = self.settings.web_url or f"http://{LOCALHOST}:{port}"
+        return WebRecord(pid=proc.pid, host=LOCALHOST, port=port, url=url, log=str(log))
+
+    def _web_status(self, record: StackRecord | None, procs: list[psutil.Process]
+                    ) -> ServiceStatus:
+        last = record.web if record else None
+        if procs:
+            port = int(_flag_value(procs[0].cmdline(), "--port") or DEFAULT_WEB_PORT)
+            url = last.url if last and last.port == port else f"http://{LOCALHOST}:{port}"
+            return ServiceStatus("web", "running", pid=procs[0].pid, address=url,
+                                 note="pages and /api/v1 (docs at /api/v1/docs)",
+                                 log=str(self.log_path("web")))
+        return ServiceStatus("web", "stopped" if last else "not started",
+                             address=last.url if last else None,
+                             log=last.log if last else None)
 
     # internals: worker -------------------------------------------------------------------
 

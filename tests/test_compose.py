@@ -30,6 +30,7 @@ EXPECTED_SERVICES = {
     "sebaya-migrate",
     "sebaya-worker",
     "mailcatcher",
+    "web",
 }
 ONE_SHOT = {"temporal-admin-tools", "temporal-create-namespace", "sebaya-migrate"}
 
@@ -180,12 +181,16 @@ def test_dynamic_config_enables_time_skipping(
     assert content["frontend.WorkflowTimeSkippingEnabled"] == [{"value": True}]
 
 
-@pytest.mark.parametrize("name", ["sebaya-worker", "sebaya-migrate"])
+@pytest.mark.parametrize("name", ["sebaya-worker", "sebaya-migrate", "web"])
 def test_sebaya_services_point_at_the_compose_services(
     services: dict[str, dict[str, Any]], name: str
 ) -> None:
+    from web.settings import WebSettings
+
     env = env_of(services[name])
     aliases = {str(f.validation_alias) for f in Settings.model_fields.values()}
+    if name == "web":
+        aliases |= {str(f.validation_alias) for f in WebSettings.model_fields.values()}
     assert set(env) <= aliases, f"{name}: unknown setting(s) {set(env) - aliases}"
 
     pg = env_of(services["postgres"])
@@ -197,7 +202,7 @@ def test_sebaya_services_point_at_the_compose_services(
         pg["POSTGRES_PASSWORD"],
         f"/{pg['POSTGRES_DB']}",
     )
-    if name == "sebaya-worker":
+    if name in ("sebaya-worker", "web"):
         host, _, port = env["TEMPORAL_ADDRESS"].partition(":")
         assert host == "temporal" and int(port) in container_ports(services["temporal"])
         assert env["TEMPORAL_NAMESPACE"] == "default"  # what temporal-create-namespace creates
@@ -223,6 +228,7 @@ def test_published_ports_are_loopback_only(services: dict[str, dict[str, Any]]) 
     assert published["temporal"] == ["127.0.0.1:7233:7233"]
     assert published["temporal-ui"] == ["127.0.0.1:8233:8080"]
     assert published["mailcatcher"] == ["127.0.0.1:1025:1025"]
+    assert published["web"] == ["127.0.0.1:8000:8000"]
     for name, ports in published.items():
         for port in ports:
             assert port.startswith("127.0.0.1:"), f"{name} publishes {port} on all interfaces"
@@ -303,3 +309,24 @@ def test_worker_mails_through_the_catcher(services: dict[str, dict[str, Any]]) -
 
     args = build_parser().parse_args(command[3:])
     assert (args.host, args.port, str(args.dir)) == ("0.0.0.0", 1025, "/home/sebaya/mail")
+
+
+def test_web_serves_on_the_published_port_after_migrations(
+        services: dict[str, dict[str, Any]]) -> None:
+    from web.settings import WebSettings
+
+    web = services["web"]
+    command = web["command"]
+    assert command[:2] == ["sebaya", "serve"]
+    flags = dict(zip(command[2::2], command[3::2], strict=True))
+    assert flags["--host"] == "0.0.0.0" and int(flags["--port"]) in container_ports(web)
+    assert conditions(web) == conditions(services["sebaya-worker"])
+    assert flags["--port"] in " ".join(web["healthcheck"]["test"])
+    assert "/healthz" in " ".join(web["healthcheck"]["test"])
+    env = env_of(web)
+    # The web app mails sign-in links through the same server as the worker.
+    worker_env = env_of(services["sebaya-worker"])
+    for key in ("SEBAYA_SMTP_HOST", "SEBAYA_SMTP_PORT", "SEBAYA_SMTP_TLS", "SEBAYA_WEB_URL"):
+        assert env[key] == worker_env[key]
+    settings = WebSettings.model_validate(env)
+    assert settings.public_url == "http://localhost:8000" and len(settings.secret_key) >= 32

@@ -227,7 +227,6 @@ async def test_up_status_down_and_up_again_keeps_the_data(
     outcomes = {r.name: (r.outcome, r.pids) for r in results}
     assert outcomes == {
         "worker": ("not running", ()),
-        "mail": ("stopped", (status.service("mail").pid,)),
         "temporal": ("stopped", (temporal.pid,)),
         "postgres": ("stopped", (pg.pid,)),
     }
@@ -235,7 +234,7 @@ async def test_up_status_down_and_up_again_keeps_the_data(
     assert _gone(pg.pid) and _gone(temporal.pid)
     assert bystander.poll() is None, "down must not touch unrelated processes"
     after = stack.status()
-    assert [s.state for s in after.services] == ["stopped", "stopped", "not started", "stopped"]
+    assert [s.state for s in after.services] == ["stopped", "stopped", "not started"]
     with pytest.raises(ServicesNotConfigured, match=r"not running.*sebaya dev up"):
         resolve_services(Settings(state_dir=state_dir, database_url=None, temporal_address=None))
 
@@ -387,6 +386,7 @@ async def test_worker_is_started_checked_restarted_and_stopped(
 
     results = await asyncio.to_thread(stack.down)
     assert [(r.name, r.outcome) for r in results] == [
+        ("web", "stopped"),  # requests stop first
         ("worker", "stopped"),  # SIGTERM was enough: it shut down gracefully
         ("mail", "stopped"),
         ("temporal", "stopped"),
@@ -422,7 +422,7 @@ async def test_up_with_the_real_worker(make_stack: StackFactory) -> None:
     status = await asyncio.to_thread(
         stack.up, temporal_port=temporal_port, ui_port=ui_port, pg_port=pg_port
     )
-    assert [s.state for s in status.services] == ["running", "running", "running", "running"]
+    assert [s.state for s in status.services] == ["running"] * 5  # pg, temporal, worker, mail, web
     assert psutil.Process(status.service("worker").pid).cmdline()[1:] == ["-m", "worker"]
     results = await asyncio.to_thread(stack.down)
     assert {r.outcome for r in results} == {"stopped"}
@@ -462,16 +462,14 @@ async def test_external_services_start_nothing(
 
     status = await asyncio.to_thread(stack.up, worker=False)
 
-    assert [s.state for s in status.services] == [
-        "external", "external", "not started", "running"]
+    assert [s.state for s in status.services] == ["external", "external", "not started"]
     assert status.service("temporal").address == address
     assert not (state_dir / "pgdata").exists() and not (state_dir / "temporal.db").exists()
-    assert set(stack.marked_processes()) == {"mail"}  # stands in for a mail server
+    assert stack.marked_processes() == {}
     assert migrator.calls == [external_dsn]  # the event store is still migrated, there
     results = await asyncio.to_thread(stack.down)
     assert {r.name: r.outcome for r in results} == {
         "worker": "not running",
-        "mail": "stopped",
         "temporal": "external",
         "postgres": "external",
     }

@@ -28,6 +28,8 @@ _SUBAPPS = {
     "sebaya.cli.pairing": ("pairing", "Act on one pairing (goals, meetings, reviews, exit)."),
     "sebaya.cli.audit": ("audit", "Replay and verify the domain record."),
     "sebaya.cli.projections": ("projections", "Rebuild and follow the read models."),
+    "sebaya.cli.serve": ("serve", "Run the web service (pages and the /api/v1 API)."),
+    "sebaya.cli.tokens": ("tokens", "Create, list and revoke API tokens for staff."),
     "sebaya.cli.notifications": ("notifications", "List deliveries and retry failed ones."),
 }
 

@@ -103,6 +103,7 @@ async def _simulate(console: Console, infra: Any, program: Any, roster: Any, see
             f"  sebaya audit export {cohort_id} --out bundle && "
             f"sebaya audit verify-bundle bundle\n"
             f"  Temporal Web UI: sebaya dev status")
+        await _web_access(console, pool, settings, example)
         console.print(f"[dim]finished in {time.monotonic() - began:.0f} s[/]")
 
 
@@ -119,3 +120,35 @@ async def _report(console: Console, infra: Any, cohort_id: str) -> None:
 
     console.rule("Cohort report")
     console.print(render(report, "text"), markup=False, highlight=False)
+
+
+async def _web_access(console: Console, pool: Any, settings: Any, stream: str | None) -> None:
+    """Where to click through the finished cohort: the web address, a sign-in link for one
+    sample participant (valid 15 minutes) and a coordinator token."""
+    from sebaya.devstack import read_stack_record
+    from web import auth
+    from web.settings import WebSettings
+
+    web = WebSettings()
+    record = None if settings.uses_external_services else read_stack_record(settings.state_dir)
+    secret_file = settings.state_dir / "web-secret"
+    if record is not None and record.web is not None and secret_file.exists():
+        url, secret = record.web.url, secret_file.read_text().strip()
+    elif web.secret_configured:
+        url, secret = web.public_url, web.secret_key
+    else:
+        console.print("[dim]web: not running here (start it with `sebaya serve`)[/]")
+        return
+    mentee = await pool.fetchval(
+        "SELECT payload->>'mentee_id' FROM events WHERE stream_id = $1 AND version = 1",
+        stream) if stream else None
+    console.rule("Click through it")
+    console.print(f"  web: {url}")
+    if mentee:
+        token = await auth.MagicLinks(pool, secret, web.magic_link_minutes).issue(mentee)
+        # soft_wrap: a link broken over two lines cannot be clicked or pasted.
+        console.print(f"  sign in as participant {mentee} (valid {web.magic_link_minutes} "
+                      f"minutes, once): {auth.sign_in_url(url, token)}", soft_wrap=True)
+    _, coordinator = await auth.create_api_token(pool, "coordinator", "demo")
+    console.print(f"  coordinator token (sign in at {url}/staff/sign-in): {coordinator}",
+                  soft_wrap=True)

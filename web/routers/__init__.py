@@ -1,0 +1,1 @@
+"""One module per resource; :mod:`web.app` assembles them."""
