@@ -30,6 +30,7 @@ import asyncio
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -87,7 +88,10 @@ async def run_cohort(settings: Settings, people_count: int, seed: int,
     people = generate_people(program, mentors=people_count - mentees, mentees=mentees,
                              seed=PEOPLE_SEED, capacity=CAPACITY)
     rules = program.ground_rules
-    weeks = math.ceil((rules.program_length_days + 14) / 7)  # + final evaluation window
+    if rules.program_length_days is None:
+        raise SystemExit("the sample program must have a length (an end to simulate to)")
+    # One timer a week over a pairing's life: the program, then the final-evaluation window.
+    weeks = math.ceil((rules.program_length_days + rules.final_evaluation_window_days) / 7)
     async with open_infrastructure(settings, pool_max_size=20) as infra:
         skipper = TimeSkipper(infra.temporal, config=TimeSkippingConfig(enabled=False))
         cohort_id = f"bench{uuid.uuid4().hex[:6]}"
@@ -151,6 +155,11 @@ def main() -> None:
             if args.skip_baseline:
                 return
             baseline = asyncio.run(run_baseline(settings, launched, weeks, clock))
+        except BaseException:
+            kept = Path(tempfile.gettempdir()) / f"cohort-bench-logs-{os.getpid()}"
+            shutil.copytree(stack.logs_dir, kept, dirs_exist_ok=True)
+            clock.say(f"failed; the stack's logs are kept in {kept}")
+            raise
         finally:
             stack.down()
     print(json.dumps({"bench": "cohort_simulation", "people": args.people,
