@@ -179,7 +179,7 @@ async def open_infrastructure(
     ``runtime``: the SDK runtime the client runs on (the worker's carries its metrics).
     """
     settings = settings or get_settings()
-    services = resolve_services(settings)
+    services = resolve_services(settings, temporal=temporal)
     client = None
     if temporal:
         client = await _retry(

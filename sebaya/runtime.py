@@ -104,10 +104,12 @@ def _embedded_temporal(record: StackRecord | None) -> str | None:
 
 
 def resolve_services(
-    settings: Settings | None = None, environ: Mapping[str, str] | None = None
+    settings: Settings | None = None, environ: Mapping[str, str] | None = None, *,
+    temporal: bool = True,
 ) -> Services:
     """Service locations from the environment (and Temporal profile), else from the running
-    embedded stack.
+    embedded stack. ``temporal=False``: only Postgres is needed (``temporal_address`` is then
+    empty when none is configured).
 
     Raises :class:`ServicesNotConfigured` naming what is missing and the two ways to fix it.
     """
@@ -123,7 +125,7 @@ def resolve_services(
     missing = []
     if database_url is None:
         missing.append("Postgres (SEBAYA_DATABASE_URL)")
-    if temporal_address is None:
+    if temporal_address is None and temporal:
         missing.append("Temporal (TEMPORAL_ADDRESS)")
     if missing:
         state = settings.state_dir / "stack.json"
@@ -135,11 +137,11 @@ def resolve_services(
             f"Cannot locate {' and '.join(missing)}: {why}. Run `sebaya dev up` to start the "
             "embedded stack, or set the environment variable(s) to use existing services."
         )
-    assert database_url is not None and temporal_address is not None
+    assert database_url is not None
     connect = profile.to_client_connect_config()
     return Services(
         database_url=database_url,
-        temporal_address=temporal_address,
+        temporal_address=temporal_address or "",
         namespace=profile.namespace or settings.temporal_namespace,
         task_queue=settings.task_queue,
         temporal_api_key=connect.get("api_key"),

@@ -6,33 +6,42 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import asyncpg
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from sebaya.cli.audit import _fail, _services
-from sebaya.runtime import ServicesNotConfigured, connect_pool
-from sebaya.settings import Settings
+if TYPE_CHECKING:  # imported in the commands: `sebaya --help` must not load them
+    from rich.console import Console
+
+    from sebaya.bootstrap import Infrastructure
 
 app = typer.Typer(
     no_args_is_help=True,
     help="List deliveries and retry the failed ones.",
     pretty_exceptions_show_locals=False,
 )
-console = Console(highlight=False)
 T = TypeVar("T")
 
 
-def _run(use: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=code)
+
+
+def _run(use: Callable[[Infrastructure], Awaitable[T]]) -> T:
+    """``use`` on the composition root's infrastructure (Postgres only: no Temporal needed)."""
+    from sebaya.bootstrap import open_infrastructure
+    from sebaya.runtime import ServicesNotConfigured
+
     async def main() -> T:
-        pool = await connect_pool(_services(), min_size=1, max_size=4)
-        try:
-            return await use(pool)
-        finally:
-            await pool.close()
+        async with open_infrastructure(temporal=False, pool_max_size=4) as infra:
+            return await use(infra)
 
     try:
         return asyncio.run(main())
@@ -53,13 +62,17 @@ def list_(
     from delivery.records import list_deliveries
 
     try:
-        records = _run(lambda pool: list_deliveries(pool, status or (), recipient, limit))
+        records = _run(lambda infra: list_deliveries(infra.pool, status or (), recipient,
+                                                     limit))
     except ValueError as exc:
         raise _fail(str(exc)) from None
     if as_json:
         for record in records:
             typer.echo(json.dumps(record.to_json()))
         return
+    from rich.table import Table
+
+    console = _console()
     table = Table(title=f"{len(records)} deliveries", title_justify="left")
     for column in ("key", "status", "channel", "tries", "last attempt", "error"):
         table.add_column(column, overflow="fold")
@@ -82,20 +95,16 @@ def retry(
     a fresh allowance of attempts, even when it is dead."""
     if bool(keys) == all_failed:
         raise _fail("name delivery keys or pass --all-failed (not both)")
-    from sebaya.bootstrap import build_notifier, build_registry
 
-    async def main(pool: asyncpg.Pool) -> dict[str, int]:
-        notifier = build_notifier(pool, build_registry(), Settings())
-        try:
-            result = await notifier.dispatcher.retry(keys if keys else None)
-        finally:
-            await notifier.aclose()
+    async def main(infra: Any) -> dict[str, int]:
+        result = await infra.notifier.dispatcher.retry(keys if keys else None)
         return dict(result.__dict__)
 
     result = _run(main)
     if as_json:
         typer.echo(json.dumps(result))
         return
+    console = _console()
     if keys and sum(result.values()) < len(keys):
         console.print(f"[yellow]{len(keys) - sum(result.values())} key(s) were not failed or "
                       "dead (or do not exist); left alone[/]")

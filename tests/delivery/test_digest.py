@@ -20,7 +20,7 @@ from eventstore import EventStore
 from projections import Projector
 from projections.queries import AtRisk, CohortStatus, PairingRow
 from sebaya.bootstrap import build_registry
-from tests.projections.lifecycles import OPS, T0, append_decisions, rules, sample_cohort
+from sebaya.samples.lifecycles import OPS, T0, append_decisions, rules, sample_cohort
 from tests.projections.views import past_horizon
 from tests.workflows.harness import running_worker
 from workflows.digest import CoordinatorDigestWorkflow, DigestInput, digest_workflow_id
