@@ -38,6 +38,7 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+import psutil
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.testing import TimeSkipper, TimeSkippingConfig
@@ -70,6 +71,24 @@ class WeeklyTimers:
         for _ in range(weeks):
             await workflow.sleep(WEEK)
         return weeks
+
+
+def cpu_seconds(pids: dict[str, int | None]) -> dict[str, float]:
+    """User+system CPU seconds so far of each process and its children (Postgres backends)."""
+    used: dict[str, float] = {}
+    for name, pid in pids.items():
+        if pid is None:
+            continue
+        try:
+            proc = psutil.Process(pid)
+            total = 0.0
+            for each in (proc, *proc.children(recursive=True)):
+                times = each.cpu_times()
+                total += times.user + times.system
+        except psutil.Error:
+            continue
+        used[name] = round(total, 1)
+    return used
 
 
 class Clock:
@@ -150,8 +169,13 @@ def main() -> None:
             status = stack.up(worker=True)
             pids = {s.name: s.pid for s in status.services}
             clock.say(f"processes to profile: {pids}, this script {os.getpid()}")
+            pids["simulator"] = os.getpid()
+            before = cpu_seconds(pids)
             ours, launched, weeks = asyncio.run(run_cohort(settings, args.people, args.seed,
                                                            clock))
+            after = cpu_seconds(pids)
+            clock.say("CPU seconds during the cohort: " + ", ".join(
+                f"{name} {after[name] - before.get(name, 0.0):.0f}" for name in after))
             if args.skip_baseline:
                 return
             baseline = asyncio.run(run_baseline(settings, launched, weeks, clock))
