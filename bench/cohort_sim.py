@@ -74,7 +74,8 @@ class WeeklyTimers:
 
 
 def cpu_seconds(pids: dict[str, int | None]) -> dict[str, float]:
-    """User+system CPU seconds so far of each process and its children (Postgres backends)."""
+    """User+system CPU seconds so far of each process and its children (Postgres backends);
+    this script's own children are the stack's processes, counted under their own names."""
     used: dict[str, float] = {}
     for name, pid in pids.items():
         if pid is None:
@@ -82,7 +83,8 @@ def cpu_seconds(pids: dict[str, int | None]) -> dict[str, float]:
         try:
             proc = psutil.Process(pid)
             total = 0.0
-            for each in (proc, *proc.children(recursive=True)):
+            family = [proc] if pid == os.getpid() else [proc, *proc.children(recursive=True)]
+            for each in family:
                 times = each.cpu_times()
                 total += times.user + times.system
         except psutil.Error:
