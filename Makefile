@@ -41,10 +41,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+## Each bench prints its own figure and baseline from the same run (docs/performance.md).
+## The cohort simulation runs 200 people (about 15 minutes here); COHORT_PEOPLE=10000 is the issue's size.
+COHORT_PEOPLE ?= 200
 bench: $(STAMP)
 	$(PY) bench/eventstore.py
+	$(PY) bench/replay.py
 	$(PY) bench/matching.py
 	$(PY) bench/lifecycle.py
+	$(PY) bench/notify.py
+	$(PY) bench/api.py
+	$(PY) bench/anchor.py
+	$(PY) bench/cohort_sim.py --people $(COHORT_PEOPLE)
 
 dev-up: $(STAMP)
 	$(VENV)/bin/sebaya dev up

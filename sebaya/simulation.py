@@ -37,7 +37,7 @@ from domain import commands as c
 from domain import events as e
 from domain.cohort import CohortPhase, CohortState
 from domain.ids import pairing_workflow_id
-from domain.pairing import PairingState, Phase
+from domain.pairing import PairingState, Phase, next_wake
 from sebaya.operations import cohort_handle, participant_left, sync_roster
 from workflows.cohort import CohortResult, CohortWorkflow
 from workflows.pairing import PairingWorkflow
@@ -120,10 +120,15 @@ class CohortSimulation:
         # Lockstep: no pairing's clock passes the cohort's, so an HR event or a rematch on
         # the cohort's clock meets the pairings where they are. Pairings wait at the horizon;
         # the cohort moves a week once every running pairing is waiting there (or done).
+        # One event per horizon wakes the parked pairings once, and a count of the pairings
+        # still living the week wakes the cohort once. (A shared Condition woke every waiter
+        # at every park, and each woke all the others again: quadratic in the pairings, and
+        # the simulator's CPU went to it instead of the worker and the server.)
         self._horizon = datetime.min.replace(tzinfo=UTC)
-        self._turn = asyncio.Condition()
+        self._horizon_moved = asyncio.Event()
         self._parked: set[str] = set()  # waiting for the horizon to pass their next step
-        self._ending: set[str] = set()  # waiting for the cohort's loop to run their ending
+        self._busy = 0  # running pairings neither parked, nor waiting to end, nor finished
+        self._settled = asyncio.Event()  # set when _busy reaches 0
         self._sent: dict[str, int] = {}
         # Actions that end a pairing, run by the cohort's loop in pairing-id order (below).
         self._endings: list[_Ending] = []
@@ -133,12 +138,11 @@ class CohortSimulation:
     async def _advance_to(self, handle: WorkflowHandle[Any, Any], target: datetime,
                           pairing_id: str | None = None) -> None:
         if pairing_id is not None:
-            async with self._turn:
-                while target > self._horizon:
-                    self._parked.add(pairing_id)
-                    self._turn.notify_all()
-                    await self._turn.wait()
-                self._parked.discard(pairing_id)
+            while target > self._horizon:
+                moved = self._horizon_moved
+                self._parked.add(pairing_id)
+                self._not_busy()
+                await moved.wait()  # the cohort opened a week: busy again (_open_week)
         try:
             now = await self._skipper.get_current_time(handle)
             if target > now:
@@ -168,6 +172,7 @@ class CohortSimulation:
             await self._assign_stories(state)
             for pairing_id in state.active:
                 if pairing_id not in self._running:
+                    self._busy += 1
                     self._running[pairing_id] = asyncio.create_task(
                         self._run_pairing(pairing_id), name=pairing_id)
             if state.phase is CohortPhase.COMPLETED:
@@ -180,13 +185,8 @@ class CohortSimulation:
             # then move the cohort's clock: exits reach it as signals, rematches and the end
             # of the rematch window happen on its own timers.
             clock += timedelta(weeks=1)
-            async with self._turn:
-                self._horizon = clock
-                # Everyone waiting for the horizon is released: until each has lived the new
-                # week and parked again (or finished), the week is not over.
-                self._parked.clear()
-                self._turn.notify_all()
-                await self._turn.wait_for(self._all_parked)
+            self._open_week(clock)
+            await self._settled.wait()
             self._check_failures()
             await self._run_endings(handle, clock)
             self._check_failures()
@@ -215,14 +215,9 @@ class CohortSimulation:
         arrive; run concurrently, the pairings that end in the same week would race, and the
         cohort's stream (and what follows: rematches) would differ from run to run."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        async with self._turn:
-            self._endings.append(_Ending(pairing_id, target, action, done))
-            self._ending.add(pairing_id)
-            self._turn.notify_all()
-        try:
-            await done
-        finally:
-            self._ending.discard(pairing_id)
+        self._endings.append(_Ending(pairing_id, target, action, done))
+        self._not_busy()  # busy again once the cohort's loop has run it (_run_endings)
+        await done
 
     async def _run_endings(self, cohort: WorkflowHandle[Any, Any], horizon: datetime) -> None:
         """The week's endings, in time order (to the minute, then pairing id), one at a
@@ -235,6 +230,9 @@ class CohortSimulation:
                      key=lambda x: (x.target.replace(second=0, microsecond=0), x.pairing_id))
         for ending in due:
             self._endings.remove(ending)
+            # Its pairing lives on (and finishes) from here: counted before it wakes, so the
+            # next week cannot settle without it.
+            self._busy += 1
             try:
                 await self._advance_to(cohort, ending.target)
                 await ending.action()
@@ -245,9 +243,22 @@ class CohortSimulation:
             else:
                 ending.done.set_result(None)
 
-    def _all_parked(self) -> bool:
-        return all(task.done() or pid in self._parked or pid in self._ending
-                   for pid, task in self._running.items())
+    def _open_week(self, horizon: datetime) -> None:
+        """Release everyone waiting for the horizon: until each has lived the new week and
+        parked again (or is waiting to end, or finished), the week is not over."""
+        self._horizon = horizon
+        self._busy += len(self._parked)
+        self._parked.clear()
+        self._settled.clear()
+        moved, self._horizon_moved = self._horizon_moved, asyncio.Event()
+        moved.set()
+        if self._busy == 0:
+            self._settled.set()
+
+    def _not_busy(self) -> None:
+        self._busy -= 1
+        if self._busy == 0:
+            self._settled.set()
 
     def _check_failures(self) -> None:
         for task in self._running.values():
@@ -378,6 +389,23 @@ class CohortSimulation:
         self._say(f"HR: {mentee_id} left the company on {left_on}; ended {', '.join(ended)}")
         await handle.result()
 
+    async def _let_pass_unlogged(self, handle: WorkflowHandle[Any, Any], pairing_id: str,
+                                 meeting_no: int) -> None:
+        """Nobody logs meeting ``meeting_no``: move the pairing's clock until its workflow has
+        recorded the miss. That happens with the next thing the workflow does anyway after the
+        log deadline (``domain.pairing.next_wake``: one timer a week), not at the deadline;
+        stopping at the deadline would leave the meeting pending, and a later log of it would
+        be refused as already recorded."""
+        state = await self._state(handle)
+        while (state is not None and not state.is_closed and state.next_meeting is not None
+               and state.next_meeting.meeting_no == meeting_no and state.rules is not None):
+            target = state.rules.log_deadline(state.next_meeting.scheduled_at) + HOUR
+            wake = next_wake(state)
+            if wake is not None:
+                target = max(target, wake + HOUR)
+            await self._advance_to(handle, target, pairing_id)
+            state = await self._state(handle)
+
     async def _end(self, handle: WorkflowHandle[Any, Any], update: Any, command: Any) -> None:
         """Send the action that ends the pairing; return once its workflow has finished (and
         so has reported to the cohort)."""
@@ -406,8 +434,7 @@ class CohortSimulation:
         except _Closed:
             pass  # ended from outside (HR, operations) while this pair was mid-week
         finally:
-            async with self._turn:
-                self._turn.notify_all()  # a finished pairing no longer holds the week back
+            self._not_busy()  # a finished pairing no longer holds the week back
 
     async def _live_pairing(self, pairing_id: str) -> None:
         handle = self._client.get_workflow_handle_for(
@@ -497,9 +524,7 @@ class CohortSimulation:
             if stopped:
                 # Nobody logs anything: the slot passes, the system notices, the ladder
                 # nudges and then escalates; after four misses operations end it.
-                await self._advance_to(
-                    handle, rules.log_deadline(pending.scheduled_at) + HOUR, pairing_id
-                )
+                await self._let_pass_unlogged(handle, pairing_id, n)
                 if state.consecutive_missed >= 4:
                     async def conclude() -> None:
                         await self._end(handle, PairingWorkflow.request_exit, c.RequestExit(
@@ -522,9 +547,7 @@ class CohortSimulation:
                 ok = await self._update(handle, PairingWorkflow.log_meeting, c.LogMeeting(
                     actor=mentee, meeting_no=n, held=False))
             else:
-                await self._advance_to(
-                    handle, rules.log_deadline(pending.scheduled_at) + HOUR, pairing_id
-                )
+                await self._let_pass_unlogged(handle, pairing_id, n)
                 ok = True
             if not ok:
                 return
