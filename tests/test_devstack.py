@@ -227,6 +227,7 @@ async def test_up_status_down_and_up_again_keeps_the_data(
     outcomes = {r.name: (r.outcome, r.pids) for r in results}
     assert outcomes == {
         "worker": ("not running", ()),
+        "mail": ("stopped", (status.service("mail").pid,)),
         "temporal": ("stopped", (temporal.pid,)),
         "postgres": ("stopped", (pg.pid,)),
     }
@@ -234,7 +235,9 @@ async def test_up_status_down_and_up_again_keeps_the_data(
     assert _gone(pg.pid) and _gone(temporal.pid)
     assert bystander.poll() is None, "down must not touch unrelated processes"
     after = stack.status()
-    assert [s.state for s in after.services] == ["stopped", "stopped", "not started"]
+    # postgres, temporal, worker, mail, web
+    assert [s.state for s in after.services] == [
+        "stopped", "stopped", "not started", "stopped", "not started"]
     with pytest.raises(ServicesNotConfigured, match=r"not running.*sebaya dev up"):
         resolve_services(Settings(state_dir=state_dir, database_url=None, temporal_address=None))
 
@@ -462,14 +465,16 @@ async def test_external_services_start_nothing(
 
     status = await asyncio.to_thread(stack.up, worker=False)
 
-    assert [s.state for s in status.services] == ["external", "external", "not started"]
+    assert [s.state for s in status.services] == [
+        "external", "external", "not started", "running", "not started"]
     assert status.service("temporal").address == address
     assert not (state_dir / "pgdata").exists() and not (state_dir / "temporal.db").exists()
-    assert stack.marked_processes() == {}
+    assert set(stack.marked_processes()) == {"mail"}  # stands in for a mail server
     assert migrator.calls == [external_dsn]  # the event store is still migrated, there
     results = await asyncio.to_thread(stack.down)
     assert {r.name: r.outcome for r in results} == {
         "worker": "not running",
+        "mail": "stopped",
         "temporal": "external",
         "postgres": "external",
     }

@@ -79,7 +79,9 @@ class WebEnv:
 
 def web_settings(task_queue: str, **overrides: Any) -> WebSettings:
     values: dict[str, Any] = {"task_queue": task_queue, "public_url": BASE_URL,
-                              "temporal_timeout_s": 5.0, **overrides}
+                              # Generous: a loaded CI machine must not turn a slow update into
+                              # a 503 (the 503 tests set their own short bound).
+                              "temporal_timeout_s": 30.0, **overrides}
     return WebSettings(**values)
 
 
