@@ -41,4 +41,6 @@ async def first_weeks(env: Any, handle: WorkflowHandle[PairingWorkflow, Any],
     await handle.execute_update(PairingWorkflow.log_meeting, c.LogMeeting(
         actor=c.Actor.employee(mentee), meeting_no=pending.meeting_no, held=True,
         topics=("karier",), goal_progress={"it-1": 20}))
-    await advance_to(env, handle, state.started_at + timedelta(days=17))
+    # One timer a week: the second meeting's miss is recorded with the third meeting's
+    # reminder (day 20), not at its own log deadline.
+    await advance_to(env, handle, state.started_at + timedelta(days=20, hours=1))
