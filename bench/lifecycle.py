@@ -43,6 +43,7 @@ from sebaya.bootstrap import build_registry, build_worker_activities
 from sebaya.samples.pairing_lifecycle import drive_weekly_lifecycle, start_pairing
 from sebaya.settings import Settings, temporal_cli_path
 from workflows import ALL_WORKFLOWS
+from workflows.search_attributes import server_args
 
 SIMULATION_ONLY = {
     "EVENT_TYPE_WORKFLOW_EXECUTION_TIME_SKIPPING_TRANSITIONED",
@@ -79,7 +80,7 @@ async def main(pairings: int) -> None:
             dev_server_existing_path=str(temporal_cli_path()),
             dev_server_extra_args=["--dynamic-config-value",
                                    "frontend.WorkflowTimeSkippingEnabled=true",
-                                   "--log-level", "error"],
+                                   "--log-level", "error", *server_args()],
             data_converter=pydantic_data_converter,
         )
         async with env:

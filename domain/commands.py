@@ -7,12 +7,27 @@ named by ``employee_id`` only: names and e-mails never enter workflows or events
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.events import ExitReason, Goal
 from domain.rules import GroundRules
+
+# Everything here may come from a participant's app or an ops tool: free text and ids are
+# bounded where they enter, before they reach a workflow's history (Goal, in domain.events,
+# bounds its own title and measure).
+MAX_ID_CHARS = 64  # an employee id (domain.people.EMPLOYEE_ID_PATTERN)
+MAX_TOPIC_CHARS = 200
+MAX_TOPICS = 20
+MAX_GOAL_ID_CHARS = 40  # as Goal.goal_id
+MAX_GOAL_ENTRIES = 20  # ten goals a side
+MAX_LEARNED_CHARS = 2000
+
+EmployeeRef = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
+Topic = Annotated[str, Field(min_length=1, max_length=MAX_TOPIC_CHARS)]
+GoalRef = Annotated[str, Field(min_length=1, max_length=MAX_GOAL_ID_CHARS)]
+GoalPercentages = Annotated[dict[GoalRef, int], Field(max_length=MAX_GOAL_ENTRIES)]
 
 
 class Actor(BaseModel):
@@ -46,12 +61,12 @@ class Command(BaseModel):
 class StartPairing(Command):
     pairing_id: str = Field(min_length=1, max_length=200)
     cohort_id: str = Field(min_length=1, max_length=120)
-    mentor_id: str = Field(min_length=1)
-    mentee_id: str = Field(min_length=1)
+    mentor_id: EmployeeRef
+    mentee_id: EmployeeRef
     ground_rules: GroundRules
     match_score: float = 0.0
     explanation: dict[str, Any] = Field(default_factory=dict)
-    rematch_of: str | None = None
+    rematch_of: str | None = Field(default=None, max_length=200)
 
 
 class SetGoals(Command):
@@ -63,8 +78,8 @@ class LogMeeting(Command):
     held: bool
     held_at: datetime | None = None
     minutes: int | None = Field(default=None, ge=1, le=600)
-    topics: tuple[str, ...] = ()
-    goal_progress: dict[str, int] = Field(default_factory=dict)
+    topics: tuple[Topic, ...] = Field(default=(), max_length=MAX_TOPICS)
+    goal_progress: GoalPercentages = Field(default_factory=dict)
 
 
 class RescheduleMeeting(Command):
@@ -74,14 +89,14 @@ class RescheduleMeeting(Command):
 
 class SubmitMidpointReview(Command):
     satisfaction: int = Field(ge=1, le=5)
-    goal_progress: dict[str, int] = Field(default_factory=dict)
+    goal_progress: GoalPercentages = Field(default_factory=dict)
     wants_to_continue: bool
 
 
 class RequestExit(Command):
     reason: ExitReason
     # Set by operations when one person leaves (HR event); names whose pairing ends.
-    leaving_employee_id: str | None = None
+    leaving_employee_id: EmployeeRef | None = None
 
 
 class OfferExit(Command):
@@ -91,10 +106,10 @@ class OfferExit(Command):
 
 
 class SubmitFinalEvaluation(Command):
-    goal_attainment: dict[str, int] = Field(default_factory=dict)
+    goal_attainment: GoalPercentages = Field(default_factory=dict)
     relationship_rating: int = Field(ge=1, le=5)
     program_rating: int = Field(ge=1, le=5)
-    learned: str = Field(min_length=1, max_length=2000)
+    learned: str = Field(min_length=1, max_length=MAX_LEARNED_CHARS)
     would_recommend: bool
 
 

@@ -7,6 +7,7 @@ import csv
 import difflib
 import io
 import re
+from collections.abc import Iterator
 from datetime import date
 from functools import cache
 from pathlib import Path
@@ -48,6 +49,11 @@ REQUIRED_COLUMNS = (
 )
 OPTIONAL_COLUMNS = ("do_not_pair_with", "notify_via")
 LIST_SEPARATOR = ";"
+
+# Limits for an untrusted upload. A 10,000-person roster with a dozen questions is about
+# 4 MB; the longest legitimate cell (a list of skills or exclusions) a few hundred characters.
+MAX_FILE_BYTES = 20 * 1024 * 1024
+MAX_FIELD_CHARS = 2000
 
 # Indonesian HR systems often export the zone abbreviations; point at the IANA names.
 _ZONE_ALIASES = {"WIB": "Asia/Jakarta", "WITA": "Asia/Makassar", "WIT": "Asia/Jayapura"}
@@ -250,6 +256,73 @@ def _cycles(managers: dict[str, str | None]) -> list[list[str]]:
     return loops
 
 
+def _records(
+    text: str, label: str, problems: list[Problem]
+) -> Iterator[tuple[int, int, list[str]]]:
+    """(first line, last line, cells) of each CSV record. A record the csv module cannot read
+    (a field past its own limit, or broken quoting) ends the file with a located problem:
+    nothing after it can be trusted to start where it seems to."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    end = 0
+    while True:
+        start = end + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            problems.append(_unreadable(text, label, start, str(exc)))
+            return
+        end = reader.line_num
+        yield start, end, cells
+
+
+def _unreadable(text: str, label: str, start: int, error: str) -> Problem:
+    if "field larger than field limit" not in error:
+        return Problem(label, start, None, f"cannot read this record: {error}")
+    # Lines as the csv reader counted them (any of \n, \r\n, \r ends one).
+    lines = io.StringIO(text, newline="")
+    offset = sum(len(lines.readline()) for _ in range(start - 1))
+    # The header names the columns; this record is past it (the csv module reads headers
+    # with the same limit), so locate the field in the header's terms when possible.
+    index = _long_field_index(text, offset)
+    header = next(csv.reader(io.StringIO(text, newline="")), []) if start > 1 else []
+    column = normalize_header(header[index]) if index < len(header) else f"field {index + 1}"
+    message = f"field longer than the limit of {MAX_FIELD_CHARS:,} characters"
+    return Problem(label, start, column, message)
+
+
+def _long_field_index(text: str, offset: int) -> int:
+    """Which field (0-based) of the record starting at ``offset`` first passes the limit."""
+    index, length, quoted, i = 0, 0, False, offset
+    while i < len(text) and length <= MAX_FIELD_CHARS:
+        ch = text[i]
+        if quoted:
+            if ch == '"':
+                quoted = text.startswith('"', i + 1)
+                i += quoted  # a doubled quote is one character of the field
+            length += 1
+        elif ch == '"':
+            quoted = True
+        elif ch == ",":
+            index, length = index + 1, 0
+        elif ch in "\r\n":
+            break
+        else:
+            length += 1
+        i += 1
+    return index
+
+
+def _long_cells(
+    label: str, line: int, names: list[str], cells: list[str], problems: list[Problem]
+) -> bool:
+    long = [name for name, cell in zip(names, cells, strict=True) if len(cell) > MAX_FIELD_CHARS]
+    message = f"field longer than the limit of {MAX_FIELD_CHARS:,} characters"
+    problems += [Problem(label, line, name, message) for name in long]
+    return bool(long)
+
+
 def check_people(
     path: str | Path, program: ProgramSpec | None
 ) -> tuple[list[Person], list[Problem]]:
@@ -257,18 +330,21 @@ def check_people(
     default capacity, e.g. when the program file itself is broken). Never raises for bad
     input; the people are returned only when there are no problems."""
     label = str(path)
-    text, problems = read_text(path, label)
+    text, problems = read_text(path, label, max_bytes=MAX_FILE_BYTES)
     if text is None:
         return [], problems
-    reader = csv.reader(io.StringIO(text, newline=""))
+    unreadable: list[Problem] = []
+    records = _records(text, label, unreadable)
     header: list[str] | None = None
-    for raw_header in reader:
+    header_line = 1
+    for start, _, raw_header in records:
         if any(cell.strip() for cell in raw_header):
-            header = raw_header
+            header, header_line = raw_header, start
             break
     if header is None:
+        if unreadable:
+            return [], unreadable
         return [], [Problem(label, 1, None, "the file is empty: expected a header row")]
-    header_line = reader.line_num
     if len(header) == 1 and LIST_SEPARATOR in header[0]:
         return [], [
             Problem(
@@ -284,15 +360,15 @@ def check_people(
     rows: list[tuple[_Row, dict[str, Any]]] = []
     first_line: dict[str, int] = {}
     emails: dict[str, int] = {}
-    end = reader.line_num
-    for cells in reader:
-        line, end = end + 1, reader.line_num
+    for line, _, cells in records:
         if not any(cell.strip() for cell in cells):
             continue
         if len(cells) != len(names):
             problems.append(
                 Problem(label, line, None, f"expected {len(names)} fields, found {len(cells)}")
             )
+            continue
+        if _long_cells(label, line, names, cells, problems):
             continue
         row = _Row(label, line, dict(zip(names, cells, strict=True)), problems)
         values: dict[str, Any] = {}
@@ -376,6 +452,9 @@ def check_people(
                                           f"got '{row.raw('notify_via')}'")
         rows.append((row, values))
 
+    if unreadable:
+        # The rest of the file is unknown, so "unknown manager" and the like would be noise.
+        return [], sorted([*problems, *unreadable], key=lambda p: p.line or 0)
     if not rows and not problems:
         problems.append(Problem(label, header_line, None, "no people in the file"))
 

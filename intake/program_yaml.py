@@ -22,12 +22,46 @@ _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 
+# Limits for an untrusted upload: the example program is under 3 KB, the largest real one a
+# few tens of KB. Nesting deeper than any section of ProgramSpec has no use either, and each
+# level costs a Python stack frame in the parser.
+MAX_FILE_BYTES = 256 * 1024
+MAX_DEPTH = 20
+_NO_ALIASES = (
+    "anchors and aliases (&name, *name, <<) are not allowed in a program file: "
+    "write each value out"
+)
+
+
+class _Refused(yaml.composer.ComposerError):
+    """A document the reader will not build, with the mark of the node that breaks the rule."""
+
 
 class _Loader(yaml.SafeLoader):
     """SafeLoader with YAML 1.2 scalars. PyYAML follows YAML 1.1, where an option ``no``
     becomes False and ``meeting_time: 10:00`` becomes the base-60 integer 600 (which pydantic
     would read as ten minutes past midnight). Dates stay strings so that pydantic, not the
-    YAML parser, rejects ``2027-02-30`` with a located message."""
+    YAML parser, rejects ``2027-02-30`` with a located message.
+
+    It also refuses anchors and aliases: a nine-line file whose aliases nest nine-fold seven
+    times expands to millions of nodes (the "billion laughs"), and a program file never needs
+    them. The check runs while composing, before anything is expanded."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise _Refused(None, None, _NO_ALIASES, event.start_mark)
+        if self._depth >= MAX_DEPTH:
+            raise _Refused(
+                None, None, f"nested deeper than the limit of {MAX_DEPTH} levels", event.start_mark
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -157,22 +191,35 @@ def _validation_problems(exc: ValidationError, lines: dict[Loc, int], label: str
 def check_program(path: str | Path) -> tuple[ProgramSpec | None, list[Problem]]:
     """Parse and validate; never raises for bad input (problems are returned)."""
     label = str(path)
-    text, problems = read_text(path, label)
+    text, problems = read_text(path, label, max_bytes=MAX_FILE_BYTES)
     if text is None:
         return None, problems
-    loader = _Loader(text)
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)  # checks every character first (ReaderError)
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" (column {mark.column + 1})" if mark is not None else ""
         what = " ".join(x for x in (exc.context, exc.problem) if x) or "invalid YAML"
-        return None, [Problem(label, mark.line + 1 if mark else None, None, f"{what}{where}")]
-    except (yaml.YAMLError, ValueError, TypeError) as exc:
-        return None, [Problem(label, None, None, f"invalid YAML: {exc}")]
+        return None, [Problem(label, mark.line + 1 if mark else 1, None, f"{what}{where}")]
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+        before = text[: exc.position]
+        column = exc.position - (before.rfind("\n") + 1) + 1
+        return None, [
+            Problem(
+                label,
+                before.count("\n") + 1,
+                None,
+                f"character U+{exc.character:04X} is not allowed in YAML (column {column})",
+            )
+        ]
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
+        return None, [Problem(label, 1, None, f"invalid YAML: {exc}")]
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if node is None:
         return None, [Problem(label, 1, None, "the file is empty")]
     if not isinstance(data, dict):

@@ -1009,6 +1009,10 @@ class DevStack:
             # Offline-friendly: the UI would otherwise fetch a news feed from the internet.
             "--ui-disable-news-fetch",
         ]
+        # The workflows set these; the server must know them first (ops search by them).
+        from workflows.search_attributes import server_args
+
+        cmd += server_args()
         namespace = self.settings.temporal_namespace
         if namespace != "default":  # "default" always exists
             cmd += ["--namespace", namespace]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -66,6 +66,14 @@ class _Closed(Exception):
 
 
 @dataclass
+class _Ending:
+    pairing_id: str
+    target: datetime
+    action: Callable[[], Awaitable[None]]
+    done: asyncio.Future[None]
+
+
+@dataclass
 class Story:
     """What this pairing's people will do, drawn once from the seed."""
 
@@ -74,6 +82,8 @@ class Story:
     stop_meeting_after: int | None = None
     exit_at_meeting: int | None = None
     midpoint_quit: bool = False
+    # The mentee leaves the company this many days into the pairing (HR tells operations).
+    mentee_leaves_after_days: float | None = None
     reports_missed: bool = True
 
 
@@ -112,8 +122,11 @@ class CohortSimulation:
         # the cohort moves a week once every running pairing is waiting there (or done).
         self._horizon = datetime.min.replace(tzinfo=UTC)
         self._turn = asyncio.Condition()
-        self._parked: set[str] = set()
+        self._parked: set[str] = set()  # waiting for the horizon to pass their next step
+        self._ending: set[str] = set()  # waiting for the cohort's loop to run their ending
         self._sent: dict[str, int] = {}
+        # Actions that end a pairing, run by the cohort's loop in pairing-id order (below).
+        self._endings: list[_Ending] = []
 
     # --- clocks --------------------------------------------------------------------------------
 
@@ -149,7 +162,6 @@ class CohortSimulation:
                   f"{starts_at:%Y-%m-%d}")
         clock = starts_at + timedelta(minutes=5)
         await self._advance_to(handle, clock)
-        departure_done = False
         week = 0
         while True:
             state = await handle.query(CohortWorkflow.state)
@@ -164,16 +176,19 @@ class CohortSimulation:
                 await self._week3_sync(self._week3_export)
                 self._week3_export = None
                 continue  # start the joiners' pairings before the week moves on
-            if not departure_done and clock >= starts_at + timedelta(weeks=8):
-                departure_done = await self._departure(state, clock)
             # Open the next week to the pairings, wait until all of them have lived it,
             # then move the cohort's clock: exits reach it as signals, rematches and the end
             # of the rematch window happen on its own timers.
             clock += timedelta(weeks=1)
             async with self._turn:
                 self._horizon = clock
+                # Everyone waiting for the horizon is released: until each has lived the new
+                # week and parked again (or finished), the week is not over.
+                self._parked.clear()
                 self._turn.notify_all()
                 await self._turn.wait_for(self._all_parked)
+            self._check_failures()
+            await self._run_endings(handle, clock)
             self._check_failures()
             try:
                 await self._advance_to(handle, clock)
@@ -191,8 +206,48 @@ class CohortSimulation:
         result: CohortResult = await handle.result()
         return result
 
+    async def _end_in_turn(self, pairing_id: str, target: datetime,
+                           action: Callable[[], Awaitable[None]]) -> None:
+        """Have ``action`` (which ends the pairing and waits for its workflow to finish) run
+        once the week reaches ``target``, after the week's earlier endings (see _run_endings).
+
+        Ending pairings report to the cohort, which records them in the order the reports
+        arrive; run concurrently, the pairings that end in the same week would race, and the
+        cohort's stream (and what follows: rematches) would differ from run to run."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        async with self._turn:
+            self._endings.append(_Ending(pairing_id, target, action, done))
+            self._ending.add(pairing_id)
+            self._turn.notify_all()
+        try:
+            await done
+        finally:
+            self._ending.discard(pairing_id)
+
+    async def _run_endings(self, cohort: WorkflowHandle[Any, Any], horizon: datetime) -> None:
+        """The week's endings, in time order (to the minute, then pairing id), one at a
+        time. The cohort's clock is moved to each ending's time first, so the cohort records it
+        when it happens, and what it schedules from there (a rematch after the cool-off) falls
+        on a time that does not depend on how long the simulator took to get there."""
+        # To the minute: pairings' clocks run milliseconds apart (each started when the
+        # server got to it), which must not decide the order of endings due together.
+        due = sorted((x for x in self._endings if x.target <= horizon),
+                     key=lambda x: (x.target.replace(second=0, microsecond=0), x.pairing_id))
+        for ending in due:
+            self._endings.remove(ending)
+            try:
+                await self._advance_to(cohort, ending.target)
+                await ending.action()
+            except _Closed:
+                ending.done.set_result(None)  # ended from outside meanwhile
+            except Exception as exc:  # handed to the pairing's task, which raises it
+                ending.done.set_exception(exc)
+            else:
+                ending.done.set_result(None)
+
     def _all_parked(self) -> bool:
-        return all(task.done() or pid in self._parked for pid, task in self._running.items())
+        return all(task.done() or pid in self._parked or pid in self._ending
+                   for pid, task in self._running.items())
 
     def _check_failures(self) -> None:
         for task in self._running.values():
@@ -246,18 +301,6 @@ class CohortSimulation:
                         remaining_capacity=free)
         return found.partner is not None
 
-    async def _departure(self, state: CohortState, clock: datetime) -> bool:
-        pairing_id = next((p for p, s in self._scripted.items()
-                           if s == "departure" and p in state.active), None)
-        if pairing_id is None:
-            return True
-        mentee = state.active[pairing_id].mentee_id
-        left_on = (clock - timedelta(days=1)).date()
-        ended = await participant_left(self._client, self._cohort_id, mentee, left_on,
-                                       "hr-sync")
-        self._say(f"HR: {mentee} left the company on {left_on}; ended {', '.join(ended)}")
-        return True
-
     async def _week3_sync(self, export: Path) -> None:
         if self._pool is None:
             raise ValueError("a roster sync needs the database pool")
@@ -273,8 +316,14 @@ class CohortSimulation:
 
     # --- one pairing -------------------------------------------------------------------------
 
+    def _rng(self, pairing_id: str, purpose: str = "") -> random.Random:
+        """A pairing's own RNG, from the seed and the pairing's id *within* its cohort, so
+        the same seed replays the same program under any cohort id (two demos compare)."""
+        local = pairing_id.removeprefix(f"{self._cohort_id}.")
+        return random.Random(f"{self._seed}:{local}{purpose}")
+
     def _story(self, pairing_id: str) -> Story:
-        rng = random.Random(f"{self._seed}:{pairing_id}")
+        rng = self._rng(pairing_id)
         story = Story(goals_day=rng.uniform(0.5, 6), attendance=rng.uniform(0.8, 0.97))
         script = self._scripted.get(pairing_id)
         if script == "late_goals":
@@ -285,6 +334,8 @@ class CohortSimulation:
             story.exit_at_meeting = 4
         elif script == "midpoint_quit":
             story.midpoint_quit = True
+        elif script == "departure":
+            story.mentee_leaves_after_days = 56
         return story
 
     async def _update(self, handle: WorkflowHandle[Any, Any], update: Any, command: Any) -> bool:
@@ -315,6 +366,24 @@ class CohortSimulation:
         self.log.updates_sent += 1
         return True
 
+    async def _mentee_leaves(self, handle: WorkflowHandle[Any, Any], mentee_id: str,
+                             t0: datetime, story: Story) -> None:
+        """HR reports the departure to operations (on the cohort), which ends the pairing."""
+        assert story.mentee_leaves_after_days is not None
+        leaves_at = t0 + timedelta(days=story.mentee_leaves_after_days)
+        await self._advance_to(handle, leaves_at)
+        left_on = (leaves_at - timedelta(days=1)).date()
+        ended = await participant_left(self._client, self._cohort_id, mentee_id, left_on,
+                                       "hr-sync")
+        self._say(f"HR: {mentee_id} left the company on {left_on}; ended {', '.join(ended)}")
+        await handle.result()
+
+    async def _end(self, handle: WorkflowHandle[Any, Any], update: Any, command: Any) -> None:
+        """Send the action that ends the pairing; return once its workflow has finished (and
+        so has reported to the cohort)."""
+        if await self._update(handle, update, command):
+            await handle.result()
+
     async def _state(self, handle: WorkflowHandle[Any, Any]) -> PairingState | None:
         for _ in range(100):
             try:
@@ -343,7 +412,7 @@ class CohortSimulation:
     async def _live_pairing(self, pairing_id: str) -> None:
         handle = self._client.get_workflow_handle_for(
             PairingWorkflow.run, pairing_workflow_id(pairing_id))
-        rng = random.Random(f"{self._seed}:{pairing_id}:acts")
+        rng = self._rng(pairing_id, ":acts")
         story = self._story(pairing_id)
         state = await self._state(handle)
         # Pairings wait for their start (the program's first day, or the rematch day on the
@@ -384,9 +453,8 @@ class CohortSimulation:
             mid = rules.midpoint_opens(t0)
             if (not mid_done and mid is not None
                     and (pending is None or pending.scheduled_at > mid)):
-                await self._advance_to(
-                    handle, mid + timedelta(hours=rng.uniform(2, 60)), pairing_id
-                )
+                reviewed_at = mid + timedelta(hours=rng.uniform(2, 60))
+                await self._advance_to(handle, reviewed_at, pairing_id)
                 for who in (mentee, mentor):
                     quit_ = story.midpoint_quit and who is mentee
                     ok = await self._update(handle, PairingWorkflow.submit_midpoint_review,
@@ -397,20 +465,33 @@ class CohortSimulation:
                     if not ok:
                         return
                 if story.midpoint_quit:
-                    await self._update(handle, PairingWorkflow.request_exit, c.RequestExit(
-                        actor=mentee, reason=e.ExitReason.NOT_A_FIT))
+                    async def not_a_fit() -> None:
+                        await self._end(handle, PairingWorkflow.request_exit, c.RequestExit(
+                            actor=mentee, reason=e.ExitReason.NOT_A_FIT))
+
+                    await self._end_in_turn(pairing_id, reviewed_at, not_a_fit)
                     return
                 mid_done = True
                 continue
             if pending is None:
                 break
             n = pending.meeting_no
+            if (story.mentee_leaves_after_days is not None
+                    and pending.scheduled_at + HOUR
+                    > t0 + timedelta(days=story.mentee_leaves_after_days)):
+                await self._end_in_turn(
+                    pairing_id, t0 + timedelta(days=story.mentee_leaves_after_days),
+                    lambda: self._mentee_leaves(handle, mentee.id, t0, story))
+                return
             if story.exit_at_meeting == n:
-                await self._advance_to(
-                    handle, pending.scheduled_at - timedelta(hours=30), pairing_id
-                )
-                await self._update(handle, PairingWorkflow.request_exit, c.RequestExit(
-                    actor=mentor, reason=e.ExitReason.SCHEDULE_CONFLICT))
+                leaves_at = pending.scheduled_at - timedelta(hours=30)
+
+                async def leave(at: datetime = leaves_at) -> None:
+                    await self._advance_to(handle, at)
+                    await self._end(handle, PairingWorkflow.request_exit, c.RequestExit(
+                        actor=mentor, reason=e.ExitReason.SCHEDULE_CONFLICT))
+
+                await self._end_in_turn(pairing_id, leaves_at, leave)
                 return
             stopped = story.stop_meeting_after is not None and n > story.stop_meeting_after
             if stopped:
@@ -420,8 +501,12 @@ class CohortSimulation:
                     handle, rules.log_deadline(pending.scheduled_at) + HOUR, pairing_id
                 )
                 if state.consecutive_missed >= 4:
-                    await self._update(handle, PairingWorkflow.request_exit, c.RequestExit(
-                        actor=c.Actor.ops("koordinator"), reason=e.ExitReason.INACTIVITY))
+                    async def conclude() -> None:
+                        await self._end(handle, PairingWorkflow.request_exit, c.RequestExit(
+                            actor=c.Actor.ops("koordinator"), reason=e.ExitReason.INACTIVITY))
+
+                    await self._end_in_turn(
+                        pairing_id, rules.log_deadline(pending.scheduled_at) + HOUR, conclude)
                     return
                 continue
             await self._advance_to(handle, pending.scheduled_at + HOUR, pairing_id)
@@ -444,28 +529,34 @@ class CohortSimulation:
             if not ok:
                 return
         end = rules.program_end(t0)
-        if end is None:
+        closes = rules.final_evaluation_closes(t0)
+        if end is None or closes is None:
             return
-        await self._advance_to(handle, end + timedelta(hours=rng.uniform(2, 100)), pairing_id)
-        for who, texts, side in ((mentor, LEARNED_MENTOR, "mentor"),
-                                 (mentee, LEARNED_MENTEE, "mentee")):
-            if rng.random() < 0.08:
-                continue  # some never fill in the final evaluation; the window closes anyway
-            ok = await self._update(handle, PairingWorkflow.submit_final_evaluation,
-                                    c.SubmitFinalEvaluation(
-                                        actor=who,
-                                        goal_attainment={f"{side}-1": rng.randint(40, 100),
-                                                         f"{side}-2": rng.randint(30, 100)},
-                                        relationship_rating=rng.randint(3, 5),
-                                        program_rating=rng.randint(3, 5),
-                                        learned=rng.choice(texts),
-                                        would_recommend=rng.random() < 0.85))
-            if not ok:
-                return
-        state = await self._state(handle)
-        if state is not None and not state.is_closed and state.rules is not None:
-            closes = state.rules.final_evaluation_closes(t0)
-            assert closes is not None
-            await self._advance_to(handle, closes + HOUR, pairing_id)
-        await handle.result()
+        evaluated_at = end + timedelta(hours=rng.uniform(2, 100))
+        evaluations = [
+            c.SubmitFinalEvaluation(
+                actor=who,
+                goal_attainment={f"{side}-1": rng.randint(40, 100),
+                                 f"{side}-2": rng.randint(30, 100)},
+                relationship_rating=rng.randint(3, 5),
+                program_rating=rng.randint(3, 5),
+                learned=rng.choice(texts),
+                would_recommend=rng.random() < 0.85)
+            for who, texts, side in ((mentor, LEARNED_MENTOR, "mentor"),
+                                     (mentee, LEARNED_MENTEE, "mentee"))
+            if rng.random() >= 0.08  # some never fill it in; the window closes anyway
+        ]
+
+        async def finish() -> None:
+            await self._advance_to(handle, evaluated_at)
+            for evaluation in evaluations:
+                if not await self._update(handle, PairingWorkflow.submit_final_evaluation,
+                                          evaluation):
+                    break
+            await self._advance_to(handle, closes + HOUR)
+            await handle.result()
+
+        # The last evaluation may complete the pairing, or the window's close does: either
+        # way it ends, so the whole finale takes its turn once the window has closed.
+        await self._end_in_turn(pairing_id, closes + HOUR, finish)
 

@@ -125,6 +125,8 @@ async def temporal_env():  # type: ignore[no-untyped-def]
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 
+    from workflows.search_attributes import server_args
+
     env = await WorkflowEnvironment.start_time_skipping_v2(
         ts_config=TimeSkippingConfig(enabled=False),
         dev_server_existing_path=str(temporal_cli_path()),
@@ -133,6 +135,7 @@ async def temporal_env():  # type: ignore[no-untyped-def]
             "frontend.WorkflowTimeSkippingEnabled=true",
             "--log-level",
             "error",
+            *server_args(),  # the workflows set them; the server must know them first
         ],
         data_converter=pydantic_data_converter,
     )

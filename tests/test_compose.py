@@ -303,3 +303,60 @@ def test_worker_mails_through_the_catcher(services: dict[str, dict[str, Any]]) -
 
     args = build_parser().parse_args(command[3:])
     assert (args.host, args.port, str(args.dir)) == ("0.0.0.0", 1025, "/home/sebaya/mail")
+
+
+def _search_attribute_pairs(script: str) -> dict[str, str]:
+    listed = re.search(r"for attr in (.*?); do", script.replace("\\\n", " "), re.S)
+    assert listed, "the namespace job does not create the search attributes"
+    return dict(pair.split("=", 1) for pair in listed.group(1).split())
+
+
+def test_namespace_job_registers_every_search_attribute_the_workflows_set(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    from workflows.search_attributes import server_types
+
+    script = with_defaults(services["temporal-create-namespace"]["command"][0])
+    assert _search_attribute_pairs(script) == server_types()
+    # The worker starts only once they exist (a workflow setting an unknown one fails).
+    assert conditions(services["sebaya-worker"])["temporal-create-namespace"] == (
+        "service_completed_successfully"
+    )
+
+
+def test_namespace_job_runs_against_a_real_server_and_can_run_again(
+    services: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    """The job's script, run twice with the real `temporal` CLI against a dev server."""
+    import socket
+
+    from sebaya.settings import temporal_cli_path
+    from workflows.search_attributes import server_types
+
+    cli = temporal_cli_path()
+    (tmp_path / "temporal").symlink_to(cli)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [str(cli), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
+         "--port", str(port), "--log-level", "error"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        script = with_defaults(services["temporal-create-namespace"]["command"][0])
+        env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "TEMPORAL_ADDRESS": f"127.0.0.1:{port}"}
+        for _ in range(2):  # a restart of the stack runs it again: it must not fail
+            subprocess.run(["/bin/sh", "-c", script], env=env, check=True, timeout=120,
+                           capture_output=True)
+        listed = subprocess.run(
+            [str(cli), "operator", "search-attribute", "list", "-n", "default",
+             "--address", f"127.0.0.1:{port}", "-o", "json"],
+            check=True, capture_output=True, text=True, timeout=30,
+        ).stdout  # fmt: skip
+        for name, kind in server_types().items():
+            assert re.search(rf'"{name}"\s*:\s*"(?:INDEXED_VALUE_TYPE_)?{kind}"', listed, re.I), (
+                f"{name} ({kind}) not registered:\n{listed}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.people import Role
     from domain.program import Approval, ProgramSpec
     from workflows.pairing import PairingOutcome
+    from workflows.search_attributes import upsert_for_cohort
 
 APPEND_TIMEOUT = timedelta(seconds=30)
 # Refusals a retry cannot fix; the workflow then parks its task (see ``_parked``).
@@ -457,6 +458,7 @@ class CohortWorkflow:
         except (ActivityError, ApplicationError) as exc:
             raise self._parked(f"could not read {stream}", exc) from exc
         self._state = co.fold(_decode(stored), self._state)
+        upsert_for_cohort(self._state)
 
     async def _decide_and_record(self, command: cc.CohortCommand, actor: str) -> None:
         """For the workflow's own commands: a refusal here is a bug in the workflow, and
@@ -484,6 +486,7 @@ class CohortWorkflow:
                 f"{self._state.version}", exc) from exc
         # As for pairings: fold what the store holds, which history records.
         self._state = co.fold(_decode(appended.stored), self._state)
+        upsert_for_cohort(self._state)
 
     def _parked(self, what: str, exc: BaseException) -> RuntimeError:
         """The stream and the workflow disagree: never guess. A non-``ApplicationError``

@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         next_due,
         next_wake,
     )
+    from workflows.search_attributes import upsert_for_pairing
 
 
 # Appends and deliveries are short database calls: local activities keep them out of the task
@@ -335,6 +336,7 @@ class PairingWorkflow:
             self._park(f"could not append to {stream}: {_cause(exc)}")
         stored = [_decode(r) for r in appended.stored]
         self._state = fold(stored, self._state)
+        upsert_for_pairing(self._state)
         return _Recorded(events=stored, causes=[r.causation_id for r in appended.stored],
                          base_version=base, adopted=appended.adopted)
 

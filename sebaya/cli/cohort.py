@@ -10,16 +10,15 @@ import json
 from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from domain.matching import MatchResult, match
-from domain.people import Person, Role, to_profiles
-from domain.program import ProgramSpec
-from intake import Problem, check_people, check_program
+if TYPE_CHECKING:  # imported in the commands: `sebaya --help` must not load them
+    from domain.matching import MatchResult
+    from domain.people import Person
+    from domain.program import ProgramSpec
+    from intake import Problem
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -33,6 +32,8 @@ PeopleArg = Annotated[Path, typer.Argument(help="people.csv (HR export)", show_d
 
 def _load(program_path: Path, people_path: Path) -> tuple[ProgramSpec, list[Person]]:
     """Both files checked in one go; on any problem print them all and exit 1."""
+    from intake import check_people, check_program
+
     program, problems = check_program(program_path)
     # People are still checked when the program is broken (without the questionnaire), so one
     # run shows everything that needs fixing.
@@ -59,6 +60,8 @@ def _print_problems(problems: list[Problem]) -> None:
 @app.command("validate")
 def validate(program_path: ProgramArg, people_path: PeopleArg) -> None:
     """Check program.yaml and people.csv; list every problem with file, line and column."""
+    from domain.people import Role
+
     program, people = _load(program_path, people_path)
     mentors = [p for p in people if p.role is Role.MENTOR]
     mentees = [p for p in people if p.role is Role.MENTEE]
@@ -99,6 +102,9 @@ def match_command(
     ] = True,
 ) -> None:
     """Dry run: propose the best pairs and explain who stays unmatched. Nothing is stored."""
+    from domain.matching import match
+    from domain.people import to_profiles
+
     try:
         run_date = date.fromisoformat(today) if today else date.today()
     except ValueError:
@@ -115,6 +121,9 @@ def match_command(
 
 
 def _print_table(program: ProgramSpec, people: list[Person], result: MatchResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     # Names are fine here: this is the coordinator's terminal, not workflow history.
     names = {p.employee_id: p for p in people}
     console = Console()
@@ -184,6 +193,10 @@ def start(
     started_by: Annotated[str, typer.Option("--by", help="Who starts it (ops name).")] = "ops",
 ) -> None:
     """Validate the inputs, record the roster and start the cohort's workflow."""
+    from rich.console import Console
+
+    from domain.people import Role
+
     program, people = _load(program_path, people_path)
 
     async def go(infra: Any) -> str:
@@ -301,6 +314,9 @@ def status_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Counts by phase, pairings at risk, the waiting pool and what is due next."""
+    from rich.console import Console
+    from rich.table import Table
+
     from projections.queries import cohort_status
 
 

@@ -7,10 +7,12 @@ import asyncio
 import contextlib
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
+
+if TYPE_CHECKING:  # imported when the demo runs: `sebaya --help` must not load them
+    from rich.console import Console
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -18,19 +20,33 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 def demo(
     program: Annotated[Path, typer.Option(help="program.yaml")] = EXAMPLES / "program.yaml",
     people: Annotated[Path, typer.Option(help="people.csv")] = EXAMPLES / "people.csv",
-    seed: Annotated[int, typer.Option(help="Seed of the simulated participants.")] = 7,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the simulated participants: the same seed replays "
+                               "the same program, event for event.")
+    ] = 7,
+    cohort_id: Annotated[
+        str | None, typer.Option("--cohort-id", help="Default: from the program name, "
+                                                     "with a random suffix.")
+    ] = None,
     week3: Annotated[Path | None, typer.Option(
         help="The HR export applied in week 3 (new hires join the running cohort); default: "
         "examples/people-week3.csv with the example people.csv, none otherwise.")] = None,
 ) -> None:
+    from rich.console import Console
+
+    from sebaya.operations import COHORT_ID
+
+    if cohort_id is not None and not COHORT_ID.match(cohort_id):
+        raise typer.BadParameter("use 1-40 letters, digits, '-' or '_' (no dots)",
+                                 param_hint="--cohort-id")
     console = Console()
     if week3 is None and people == EXAMPLES / "people.csv":
         week3 = EXAMPLES / "people-week3.csv"
-    asyncio.run(_demo(console, program, people, seed, week3))
+    asyncio.run(_demo(console, program, people, seed, cohort_id, week3))
 
 
 async def _demo(console: Console, program_path: Path, people_path: Path, seed: int,
-                week3: Path | None = None) -> None:
+                cohort_id: str | None, week3: Path | None = None) -> None:
     from intake import load_people, load_program
     from sebaya.bootstrap import open_infrastructure
     from sebaya.devstack import DevStack
@@ -48,12 +64,14 @@ async def _demo(console: Console, program_path: Path, people_path: Path, seed: i
         console.print("starting the embedded stack (PostgreSQL + Temporal dev server)…")
         DevStack(settings, report=lambda line: console.print(f"  {line}")).up(worker=True)
     async with open_infrastructure(settings) as infra:
-        await _simulate(console, infra, program, roster, seed, began, week3)
+        await _simulate(console, infra, program, roster, seed, began, cohort_id, week3)
 
 
 async def _simulate(console: Console, infra: Any, program: Any, roster: Any, seed: int,
-                    began: float, week3: Path | None = None) -> None:
+                    began: float, cohort_id: str | None, week3: Path | None = None) -> None:
     from temporalio.testing import TimeSkipper, TimeSkippingConfig
+
+    from domain.ids import cohort_stream
 
     from sebaya.bootstrap import build_worker_activities
     from sebaya.operations import new_cohort_id, start_cohort
@@ -73,12 +91,19 @@ async def _simulate(console: Console, infra: Any, program: Any, roster: Any, see
         build_worker_activities(pool, infra.registry, settings, client=skipper.client),
     ) if own_worker else None
     async with worker if worker is not None else contextlib.nullcontext():
-        cohort_id = new_cohort_id(program)
+        cohort_id = cohort_id or new_cohort_id(program)
+        if await pool.fetchval("SELECT 1 FROM streams WHERE stream_id = $1",
+                               cohort_stream(cohort_id)):
+            console.print(f"[bold red]error:[/] cohort {cohort_id!r} already ran on this "
+                          f"stack: choose another --cohort-id (the same --seed replays the "
+                          f"same program under any id)")
+            raise typer.Exit(code=1)
         await start_cohort(pool, skipper.client, program=program, people=roster,
                            task_queue=services.task_queue, cohort_id=cohort_id,
                            started_by="demo")
-        console.print(f"cohort [bold]{cohort_id}[/]: {len(roster)} people; simulating "
-                      f"{program.ground_rules.program_length_days} days in virtual time…")
+        console.print(f"cohort [bold]{cohort_id}[/], seed {seed}: {len(roster)} people; "
+                      f"simulating {program.ground_rules.program_length_days} days in "
+                      f"virtual time…")
         sim = CohortSimulation(skipper.client, skipper, cohort_id, seed=seed, pool=pool,
                                say=lambda line: console.print(f"  {line}"),
                                week3_export=week3)
@@ -103,7 +128,9 @@ async def _simulate(console: Console, infra: Any, program: Any, roster: Any, see
             f"  sebaya audit export {cohort_id} --out bundle && "
             f"sebaya audit verify-bundle bundle\n"
             f"  Temporal Web UI: sebaya dev status")
-        console.print(f"[dim]finished in {time.monotonic() - began:.0f} s[/]")
+        console.print(
+            f"[dim]finished in {time.monotonic() - began:.0f} s; the same seed replays "
+            f"the same program (`sebaya demo --seed {seed}`, any --cohort-id)[/]")
 
 
 async def _report(console: Console, infra: Any, cohort_id: str) -> None:

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, NoReturn
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from sebaya.devstack import DevStack, DevStackError, StackStatus, StopResult, stack_json
-from sebaya.settings import Settings
+if TYPE_CHECKING:  # imported in the commands: `sebaya --help` must not load the stack
+    from rich.console import Console
+    from rich.table import Table
+
+    from sebaya.devstack import DevStack, StackStatus, StopResult
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_show_locals=False)
 
-# Progress and tables go to stderr so `status --json` keeps stdout machine-readable.
-console = Console(stderr=True, highlight=False)
+
+@cache
+def _console() -> Console:
+    from rich.console import Console
+
+    # Progress and tables go to stderr so `status --json` keeps stdout machine-readable.
+    return Console(stderr=True, highlight=False)
 
 _STATE_STYLE = {
     "running": "bold green",
@@ -26,11 +33,16 @@ _STATE_STYLE = {
 
 
 def _stack() -> DevStack:
+    from sebaya.devstack import DevStack
+    from sebaya.settings import Settings
+
     # Fresh settings, not the cached ones: tests and scripts change the environment.
-    return DevStack(Settings(), report=lambda msg: console.print(f"[dim]•[/dim] {msg}"))
+    return DevStack(Settings(), report=lambda msg: _console().print(f"[dim]•[/dim] {msg}"))
 
 
 def _status_table(status: StackStatus) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"Sebaya dev stack — {status.state_dir}", title_justify="left")
     table.add_column("Service")
     table.add_column("State")
@@ -59,7 +71,7 @@ def _status_table(status: StackStatus) -> Table:
 
 
 def _fail(exc: Exception) -> NoReturn:
-    console.print(f"[bold red]error:[/] {exc}")
+    _console().print(f"[bold red]error:[/] {exc}")
     raise typer.Exit(code=1) from exc
 
 
@@ -79,23 +91,27 @@ def up(
     ] = None,
 ) -> None:
     """Start Postgres, the Temporal dev server and the worker (whatever is not running yet)."""
+    from sebaya.devstack import DevStackError
+
     stack = _stack()
     try:
         status = stack.up(
             worker=not no_worker, temporal_port=temporal_port, ui_port=ui_port, pg_port=pg_port
         )
     except DevStackError as exc:
-        console.print(f"[dim]Logs: {stack.logs_dir}; `sebaya dev down` stops what started.[/dim]")
+        _console().print(
+            f"[dim]Logs: {stack.logs_dir}; `sebaya dev down` stops what started.[/dim]"
+        )
         _fail(exc)
-    console.print(_status_table(status))
+    _console().print(_status_table(status))
     for warning in status.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
+        _console().print(f"[yellow]warning:[/] {warning}")
     temporal = status.service("temporal")
     if temporal.ui_url:
-        console.print(f"Temporal Web UI: [link={temporal.ui_url}]{temporal.ui_url}[/link]")
+        _console().print(f"Temporal Web UI: [link={temporal.ui_url}]{temporal.ui_url}[/link]")
     pg = status.service("postgres")
     if pg.state == "running" and pg.dsn:
-        console.print(f"psql: [bold]psql {pg.dsn}[/bold]")
+        _console().print(f"psql: [bold]psql {pg.dsn}[/bold]")
 
 
 @app.command()
@@ -103,6 +119,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
     """Show what runs, where, and whether it is alive."""
+    from sebaya.devstack import DevStackError, stack_json
+
     try:
         result = _stack().status()
     except DevStackError as exc:
@@ -110,14 +128,16 @@ def status(
     if as_json:
         typer.echo(stack_json(result))
         return
-    console.print(_status_table(result))
+    _console().print(_status_table(result))
     for warning in result.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
+        _console().print(f"[yellow]warning:[/] {warning}")
 
 
 @app.command()
 def down() -> None:
     """Stop exactly what `sebaya dev up` started for this state folder (data is kept)."""
+    from sebaya.devstack import DevStackError
+
     stack = _stack()
     try:
         results: list[StopResult] = stack.down()
@@ -126,10 +146,10 @@ def down() -> None:
     for res in results:
         pids = f" (pid {', '.join(map(str, res.pids))})" if res.pids else ""
         if res.outcome == "external":
-            console.print(f"{res.name}: external, left alone")
+            _console().print(f"{res.name}: external, left alone")
         else:
-            console.print(f"{res.name}: {res.outcome}{pids}")
-    console.print(f"[dim]Data kept in {stack.state_dir}; delete that folder to reset.[/dim]")
+            _console().print(f"{res.name}: {res.outcome}{pids}")
+    _console().print(f"[dim]Data kept in {stack.state_dir}; delete that folder to reset.[/dim]")
 
 
 @app.command()
@@ -149,13 +169,16 @@ def mail(
                 "attachments": m.attachments, "delivery_key": m.delivery_key,
                 "file": str(m.path)}))
         return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=f"Mail caught in {stack.mail_dir}", title_justify="left")
     for column in ("received", "to", "subject", "attachments", "file"):
         table.add_column(column, overflow="fold")
     for m in caught:
         table.add_row(m.received_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
                       ", ".join(m.recipients), m.subject, "\n".join(m.attachments), m.path.name)
-    console.print(table)
+    Console(highlight=False).print(table)  # the listing itself goes to stdout
     if not caught:
-        console.print("[dim]No mail yet. The worker sends here when SEBAYA_SMTP_HOST is unset "
-                      "and `sebaya dev up` started the catcher.[/dim]")
+        _console().print("[dim]No mail yet. The worker sends here when SEBAYA_SMTP_HOST is unset "
+                           "and `sebaya dev up` started the catcher.[/dim]")
