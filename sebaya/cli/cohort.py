@@ -444,6 +444,8 @@ def sync_command(
                "applied": None if result is None else result.model_dump(mode="json")}
         typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
         raise typer.Exit(code=1 if plan.diff.problems else 0)
+    from rich.console import Console
+
     diff = plan.diff
     console = Console()
     console.print(f"[bold]{cohort_id}[/] vs {plan.source} (sha256 {plan.source_digest[:12]}): "
@@ -547,6 +549,9 @@ def roster_command(
     if as_json:
         typer.echo(roster.model_dump_json(indent=2))
         return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table("employee", "role", "department", "level", "manager", "capacity", "left",
                   title=f"{cohort_id} as of {roster.as_of:%Y-%m-%d %H:%M %Z} "
                         f"(digest {roster.digest[:12]})")

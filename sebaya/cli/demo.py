@@ -72,7 +72,6 @@ async def _simulate(console: Console, infra: Any, program: Any, roster: Any, see
     from temporalio.testing import TimeSkipper, TimeSkippingConfig
 
     from domain.ids import cohort_stream
-
     from sebaya.bootstrap import build_worker_activities
     from sebaya.operations import new_cohort_id, start_cohort
     from sebaya.simulation import CohortSimulation
