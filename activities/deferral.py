@@ -21,7 +21,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from activities.roster import load_program
+from adapters.roster import load_program
 from delivery.channels import Delivery
 from delivery.dispatch import COORDINATOR_PREFIX
 from delivery.quiet_hours import NEVER_DEFERRED, WorkingHours, deliver_at

@@ -16,7 +16,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.notify import Delivery, NotificationActivities, SendNotificationsInput
-from activities.roster import load_program
+from adapters.roster import load_program
 from delivery.digest import digest_data, digest_key
 from delivery.message import COORDINATOR_DIGEST
 from domain.ids import cohort_workflow_id

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
-from activities.roster import register_cohort
 
+from adapters.roster import register_cohort
 from delivery.digest import digest_data, digest_key, next_digest_at, period_label
 from delivery.message import Renderer
 from domain import events as e

@@ -7,8 +7,8 @@ import csv
 from pathlib import Path
 
 import asyncpg
-from activities.roster import register_cohort
 
+from adapters.roster import register_cohort
 from delivery.channels import Contact, LogChannel, SmtpChannel, WebhookChannel
 from delivery.routing import Router
 from domain.people import NotifyPreference
