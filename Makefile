@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck bench dev-up dev-down dev-status clean
+.PHONY: install demo test lint typecheck bench chaos dev-up dev-down dev-status clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -32,6 +32,13 @@ bench: $(STAMP)
 	$(PY) bench/eventstore.py
 	$(PY) bench/matching.py
 	$(PY) bench/lifecycle.py
+
+## Fault injection: a 400-person cohort in virtual time on stacks of its own, with worker
+## SIGKILLs, cut database connections, a Postgres and a Temporal restart, compared with a
+## fault-free run (docs/reliability.md). Prints a JSON summary; fails on any anomaly.
+CHAOS_PEOPLE ?= 400
+chaos: $(STAMP)
+	$(PY) -m sebaya.chaos --people $(CHAOS_PEOPLE)
 
 dev-up: $(STAMP)
 	$(VENV)/bin/sebaya dev up
