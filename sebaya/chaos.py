@@ -84,6 +84,7 @@ class RunOutcome:
     version_gaps: list[str]
     chain_problems: list[str]
     deliveries: dict[str, str]  # key -> status
+    by_email: set[str]  # keys sent (or to be sent) by e-mail, the channel the catcher sees
     mail_per_key: dict[str, Counter[str]]  # key -> Message-ID -> .eml files
     projection_mismatches: list[str]
     retried: dict[str, int]
@@ -338,7 +339,7 @@ def _delivery_key(path: Path) -> str | None:
 
     with contextlib.suppress(OSError):
         value = message_from_bytes(path.read_bytes())["X-Sebaya-Delivery"]
-        return str(value) if value else None
+        return str(value).strip() if value else None
     return None
 
 
@@ -441,8 +442,9 @@ async def _read_back(infra: Any, stack: DevStack, cohort_id: str) -> RunOutcome:
     chain_problems = [str(p) for p in report.problems]
     phases = {r["pairing_id"]: r["phase"] for r in await pool.fetch(
         "SELECT pairing_id, phase FROM pairing_view WHERE cohort_id = $1", cohort_id)}
-    deliveries = {r["idempotency_key"]: r["status"]
-                  for r in await pool.fetch("SELECT idempotency_key, status FROM deliveries")}
+    rows = await pool.fetch("SELECT idempotency_key, status, channel FROM deliveries")
+    deliveries = {r["idempotency_key"]: r["status"] for r in rows}
+    by_email = {r["idempotency_key"] for r in rows if r["channel"] == "email"}
     mail: dict[str, Counter[str]] = {}
     for message in read_messages(stack.mail_dir):
         if message.delivery_key:
@@ -454,7 +456,7 @@ async def _read_back(infra: Any, stack: DevStack, cohort_id: str) -> RunOutcome:
                   for view in VIEWS if before[view] != after[view]]
     return RunOutcome(result={}, streams=streams, phases=phases,
                       duplicated_events=int(duplicated), version_gaps=gaps,
-                      chain_problems=chain_problems, deliveries=deliveries,
+                      chain_problems=chain_problems, deliveries=deliveries, by_email=by_email,
                       mail_per_key=mail, projection_mismatches=mismatches, retried={},
                       seconds=0.0)
 
@@ -516,7 +518,7 @@ def compare(reference: RunOutcome, chaos: RunOutcome) -> dict[str, int]:
         if k in chaos.deliveries and chaos.deliveries[k] != s)
     for key, status in chaos.deliveries.items():
         caught = chaos.mail_per_key.get(key, Counter())
-        if status == "sent" and not caught:
+        if status == "sent" and key in chaos.by_email and not caught:
             anomalies["sent_but_not_caught"] += 1
         if status != "sent" and caught:
             anomalies["caught_but_not_marked_sent"] += 1

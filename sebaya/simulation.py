@@ -236,6 +236,11 @@ class CohortSimulation:
             try:
                 return await call()
             except Exception as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # The SDK turns a cancelled update call into a (retryable-looking) error:
+                    # the simulation is being stopped, so stop.
+                    raise asyncio.CancelledError from exc
                 if not transient(exc) or loop.time() + pause > give_up:
                     raise
                 self.log.retried[what] = self.log.retried.get(what, 0) + 1
