@@ -111,7 +111,10 @@ def transient(exc: BaseException) -> bool:
         text = str(exc).lower()
         if "already completed" in text:
             return False
+        # WorkflowNotReady (FAILED_PRECONDITION): the workflow's task failed (a worker died
+        # mid-task, or a parked append waits for Postgres) and is being retried.
         return exc.status in _TRANSIENT_RPC or "not ready" in text \
+            or "workflow task in failed state" in text \
             or "not scheduled yet" in text or "no poller" in text
     # The database (the simulator reads the cohort's launches, a roster sync writes): a
     # connection cut or a server restarting.
