@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install browser demo test lint typecheck bench dev-up dev-down dev-status clean
+.PHONY: install browser demo test lint typecheck bench chaos chaos-test dev-up dev-down dev-status clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -53,6 +53,17 @@ bench: $(STAMP)
 	$(PY) bench/api.py
 	$(PY) bench/anchor.py
 	$(PY) bench/cohort_sim.py --people $(COHORT_PEOPLE)
+
+## Fault injection: a 400-person cohort in virtual time on stacks of its own, with worker
+## SIGKILLs, cut database connections, a Postgres and a Temporal restart, compared with a
+## fault-free run (docs/reliability.md). Prints a JSON summary; fails on any anomaly.
+CHAOS_PEOPLE ?= 400
+chaos: $(STAMP)
+	$(PY) -m sebaya.chaos --people $(CHAOS_PEOPLE)
+
+## The small fault-injection run as a test (24 people, a few minutes).
+chaos-test: $(STAMP)
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m chaos tests/test_chaos.py
 
 dev-up: $(STAMP)
 	$(VENV)/bin/sebaya dev up

@@ -127,8 +127,10 @@ def read_messages(folder: Path) -> list[CaughtMessage]:
             recipients=[a.strip() for a in str(msg[RECIPIENTS_HEADER] or "").split(",")
                         if a.strip()],
             received_at=received or datetime.fromtimestamp(path.stat().st_mtime, UTC),
-            message_id=str(msg["Message-ID"]) if msg["Message-ID"] else None,
-            delivery_key=str(msg["X-Sebaya-Delivery"]) if msg["X-Sebaya-Delivery"] else None,
+            # Long values are folded onto the next line; unfolded they keep the leading space.
+            message_id=str(msg["Message-ID"]).strip() if msg["Message-ID"] else None,
+            delivery_key=(str(msg["X-Sebaya-Delivery"]).strip()
+                          if msg["X-Sebaya-Delivery"] else None),
             attachments=[f"{part.get_filename()} ({part.get_content_type()})"
                          for part in msg.iter_attachments()],
         ))

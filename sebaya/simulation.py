@@ -10,17 +10,29 @@ part of the product shows: a late goal setter, a pair that stops meeting (nudge,
 escalation), an early no-fault exit and a mid-point "don't continue" (both rematched), an
 employee who leaves the company, and (with ``week3_export``) new hires who arrive with the HR
 export of week 3 and are matched on the mentors' remaining places.
+
+The simulator keeps no state of its own that the workflows do not also hold: every story is
+drawn from the seed and the pairing's id, every step is chosen from the pairing's current
+state, and every action's update id names the step (``pairing-X:sim:meeting:7``). So a
+simulation that was stopped (a crash, Ctrl-C) is resumed by running it again on the same
+cohort with the same seed: it picks each pairing up where its workflow is, and an action that
+was sent just before the stop is either seen in the state or deduplicated by Temporal. Calls
+that fail for reasons Temporal calls transient (no worker polling, the server restarting, a
+workflow task failing while a worker dies) are retried with bounded backoff; a domain refusal
+is never retried.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from temporalio.client import (
@@ -30,14 +42,16 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.service import RPCError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import TimeSkipper
 
 from domain import commands as c
 from domain import events as e
-from domain.cohort import CohortPhase, CohortState
-from domain.ids import pairing_workflow_id
+from domain.cohort import ActivePairing, CohortPhase, CohortState
+from domain.ids import cohort_stream, pairing_workflow_id
 from domain.pairing import PairingState, Phase, next_wake
+from sebaya.logging import get_logger
 from sebaya.operations import cohort_handle, participant_left, sync_roster
 from workflows.cohort import CohortResult, CohortWorkflow
 from workflows.pairing import PairingWorkflow
@@ -59,6 +73,62 @@ LEARNED_MENTEE = (
     "Jalur karier di departemen lain",
 )
 TOPIC_PICKS = 2
+WEEK = timedelta(weeks=1)
+# Backoff of a transient failure: doubling from RETRY_FIRST up to RETRY_CAP between attempts,
+# for at most RETRY_FOR in all (a worker restart takes seconds; a Temporal restart under load
+# can take a minute). Past that the failure is real and the simulation stops with it.
+RETRY_FIRST = 0.25
+RETRY_CAP = 5.0
+RETRY_FOR = timedelta(minutes=5)
+
+T = TypeVar("T")
+_log = get_logger(__name__)
+
+# Statuses of a Temporal RPC that say "not now" rather than "no": the server or the
+# connection is down or overloaded, or the call outlived its deadline.
+_TRANSIENT_RPC = frozenset({
+    RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED,
+    RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.ABORTED, RPCStatusCode.INTERNAL,
+    RPCStatusCode.UNKNOWN,
+})
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether Temporal says trying again may succeed: a failed RPC with a transient status,
+    a workflow that is not ready (its task failed, e.g. its worker died mid-task), an update
+    whose wait timed out, a query no worker answered, or an update that failed for any reason
+    other than a domain refusal (refusals are non-retryable ApplicationErrors)."""
+    if isinstance(exc, WorkflowUpdateRPCTimeoutOrCancelledError):
+        return True
+    if isinstance(exc, WorkflowUpdateFailedError):
+        cause = exc.cause
+        return not (isinstance(cause, ApplicationError) and cause.non_retryable)
+    if isinstance(exc, WorkflowQueryFailedError):
+        text = str(exc).lower()
+        return "deadlock" in text or "not ready" in text or "timed out" in text \
+            or "no poller" in text
+    if isinstance(exc, RPCError):
+        text = str(exc).lower()
+        if "already completed" in text:
+            return False
+        # WorkflowNotReady (FAILED_PRECONDITION): the workflow's task failed (a worker died
+        # mid-task, or a parked append waits for Postgres) and is being retried.
+        return exc.status in _TRANSIENT_RPC or "not ready" in text \
+            or "workflow task in failed state" in text \
+            or "not scheduled yet" in text or "no poller" in text
+    # The database (the simulator reads the cohort's launches, a roster sync writes): a
+    # connection cut or a server restarting.
+    return isinstance(exc, (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                            asyncpg.exceptions.OperatorInterventionError))
+
+
+def _noticed(state: PairingState, rules: Any, pending: Any) -> datetime:
+    """When the pairing will have noticed that nobody logged ``pending``: past its log
+    deadline, and past the workflow's next wake (a missed meeting is recorded when the
+    workflow next wakes, which may be later than the deadline)."""
+    deadline: datetime = rules.log_deadline(pending.scheduled_at) + HOUR
+    wake = next_wake(state)
+    return max(deadline, wake + timedelta(minutes=1)) if wake is not None else deadline
 
 
 class _Closed(Exception):
@@ -92,6 +162,8 @@ class SimulationLog:
     lines: list[str] = field(default_factory=list)
     updates_sent: int = 0
     refused: int = 0
+    # Transient failures retried, by the call that failed (``update``, ``query``, ``clock``…).
+    retried: dict[str, int] = field(default_factory=dict)
 
 
 class CohortSimulation:
@@ -105,6 +177,7 @@ class CohortSimulation:
         say: Callable[[str], None] = print,
         pool: asyncpg.Pool | None = None,
         week3_export: Path | None = None,
+        retry_for: timedelta = RETRY_FOR,
     ) -> None:
         self._client = client
         self._skipper = skipper
@@ -114,22 +187,17 @@ class CohortSimulation:
         self._pool = pool
         # The HR export of week 3 (new hires): applied with ``cohort sync --apply``'s function.
         self._week3_export = week3_export
+        self._retry_for = retry_for
         self._running: dict[str, asyncio.Task[None]] = {}
         self._scripted: dict[str, str] = {}
         self.log = SimulationLog()
         # Lockstep: no pairing's clock passes the cohort's, so an HR event or a rematch on
         # the cohort's clock meets the pairings where they are. Pairings wait at the horizon;
         # the cohort moves a week once every running pairing is waiting there (or done).
-        # One event per horizon wakes the parked pairings once, and a count of the pairings
-        # still living the week wakes the cohort once. (A shared Condition woke every waiter
-        # at every park, and each woke all the others again: quadratic in the pairings, and
-        # the simulator's CPU went to it instead of the worker and the server.)
         self._horizon = datetime.min.replace(tzinfo=UTC)
-        self._horizon_moved = asyncio.Event()
+        self._turn = asyncio.Condition()
         self._parked: set[str] = set()  # waiting for the horizon to pass their next step
-        self._busy = 0  # running pairings neither parked, nor waiting to end, nor finished
-        self._settled = asyncio.Event()  # set when _busy reaches 0
-        self._sent: dict[str, int] = {}
+        self._ending: set[str] = set()  # waiting for the cohort's loop to run their ending
         # Actions that end a pairing, run by the cohort's loop in pairing-id order (below).
         self._endings: list[_Ending] = []
 
@@ -138,15 +206,21 @@ class CohortSimulation:
     async def _advance_to(self, handle: WorkflowHandle[Any, Any], target: datetime,
                           pairing_id: str | None = None) -> None:
         if pairing_id is not None:
-            while target > self._horizon:
-                moved = self._horizon_moved
-                self._parked.add(pairing_id)
-                self._not_busy()
-                await moved.wait()  # the cohort opened a week: busy again (_open_week)
+            async with self._turn:
+                while target > self._horizon:
+                    self._parked.add(pairing_id)
+                    self._turn.notify_all()
+                    await self._turn.wait()
+                self._parked.discard(pairing_id)
         try:
-            now = await self._skipper.get_current_time(handle)
-            if target > now:
-                await self._skipper.fast_forward(handle, target - now)
+            # Read the clock afresh on each attempt: a retried fast-forward must not overshoot
+            # when the first attempt went through and only its reply was lost.
+            async def forward() -> None:
+                now = await self._skipper.get_current_time(handle)
+                if target > now:
+                    await self._skipper.fast_forward(handle, target - now)
+
+            await self._retrying("clock", forward)
         except RPCError as exc:
             # The workflow finished meanwhile (an HR departure ended the pairing, the last
             # report completed the cohort): its clock has nowhere left to go.
@@ -154,25 +228,78 @@ class CohortSimulation:
                 raise _Closed(handle.id) from exc
             raise
 
+    async def _retrying(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()``, tried again after each transient failure (see ``transient``) with
+        doubling pauses, for at most ``retry_for``; anything else is raised at once."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._retry_for.total_seconds()
+        pause = RETRY_FIRST
+        attempt = 1
+        while True:
+            try:
+                return await call()
+            except Exception as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # The SDK turns a cancelled update call into a (retryable-looking) error:
+                    # the simulation is being stopped, so stop.
+                    raise asyncio.CancelledError from exc
+                if not transient(exc) or loop.time() + pause > give_up:
+                    raise
+                self.log.retried[what] = self.log.retried.get(what, 0) + 1
+                _log.warning("simulation.retry", call=what, attempt=attempt,
+                             retry_in_s=pause, error=f"{type(exc).__name__}: {exc}")
+            await asyncio.sleep(pause)  # backoff before the next attempt, not a workflow timer
+            pause = min(pause * 2, RETRY_CAP)
+            attempt += 1
+
+    async def _query(self, handle: WorkflowHandle[Any, Any], query: Any) -> Any:
+        return await self._retrying("query", lambda: handle.query(query))
+
+    async def _result(self, handle: WorkflowHandle[Any, Any]) -> Any:
+        return await self._retrying("result", lambda: handle.result())
+
     # --- the cohort ----------------------------------------------------------------------------
 
     async def run(self) -> CohortResult:
+        """Drive the cohort to its end: from its start, or (a resumed simulation) from the
+        week its workflow's clock has reached."""
         handle = cohort_handle(self._client, self._cohort_id)
         state = await self._wait_cohort(handle, lambda s: s.phase not in (
             CohortPhase.NOT_STARTED, CohortPhase.MATCHING, CohortPhase.AWAITING_APPROVAL))
         assert state.starts_at is not None
         starts_at: datetime = state.starts_at
-        self._say(f"matched {len(state.pending_launch)} pairs; program starts "
-                  f"{starts_at:%Y-%m-%d}")
         clock = starts_at + timedelta(minutes=5)
+        if state.phase is CohortPhase.SCHEDULED:
+            self._say(f"matched {len(state.pending_launch)} pairs; program starts "
+                      f"{starts_at:%Y-%m-%d}")
+        else:
+            # Resumed: the cohort's clock is where the last run moved it (its last week, plus
+            # the real time since). Pairings are never behind that week, some may be ahead.
+            now = await self._retrying(
+                "clock", lambda: self._skipper.get_current_time(handle))
+            clock += WEEK * max(0, (now - clock) // WEEK)
+            self._say(f"resuming at {clock:%Y-%m-%d} (week {(clock - starts_at) // WEEK}): "
+                      f"{len(state.active)} pairings running, {state.completed} completed, "
+                      f"{state.exited} exited")
         await self._advance_to(handle, clock)
-        week = 0
+        try:
+            return await self._weeks(handle, starts_at, clock)
+        finally:
+            # Stopped (cancelled, or a failure): no pairing goes on acting on its own; what
+            # they did is in their workflows, and a resumed run takes it from there.
+            for task in self._running.values():
+                task.cancel()
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+    async def _weeks(self, handle: WorkflowHandle[Any, Any], starts_at: datetime,
+                     clock: datetime) -> CohortResult:
+        week = (clock - starts_at) // WEEK
         while True:
-            state = await handle.query(CohortWorkflow.state)
-            await self._assign_stories(state)
+            state = await self._query(handle, CohortWorkflow.state)
+            await self._retrying("database", functools.partial(self._assign_stories, state))
             for pairing_id in state.active:
                 if pairing_id not in self._running:
-                    self._busy += 1
                     self._running[pairing_id] = asyncio.create_task(
                         self._run_pairing(pairing_id), name=pairing_id)
             if state.phase is CohortPhase.COMPLETED:
@@ -185,8 +312,13 @@ class CohortSimulation:
             # then move the cohort's clock: exits reach it as signals, rematches and the end
             # of the rematch window happen on its own timers.
             clock += timedelta(weeks=1)
-            self._open_week(clock)
-            await self._settled.wait()
+            async with self._turn:
+                self._horizon = clock
+                # Everyone waiting for the horizon is released: until each has lived the new
+                # week and parked again (or finished), the week is not over.
+                self._parked.clear()
+                self._turn.notify_all()
+                await self._turn.wait_for(self._all_parked)
             self._check_failures()
             await self._run_endings(handle, clock)
             self._check_failures()
@@ -203,7 +335,7 @@ class CohortSimulation:
             if clock > starts_at + timedelta(days=400):
                 raise RuntimeError("the simulated cohort did not finish within 400 days")
         await asyncio.gather(*self._running.values())
-        result: CohortResult = await handle.result()
+        result: CohortResult = await self._result(handle)
         return result
 
     async def _end_in_turn(self, pairing_id: str, target: datetime,
@@ -215,9 +347,14 @@ class CohortSimulation:
         arrive; run concurrently, the pairings that end in the same week would race, and the
         cohort's stream (and what follows: rematches) would differ from run to run."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._endings.append(_Ending(pairing_id, target, action, done))
-        self._not_busy()  # busy again once the cohort's loop has run it (_run_endings)
-        await done
+        async with self._turn:
+            self._endings.append(_Ending(pairing_id, target, action, done))
+            self._ending.add(pairing_id)
+            self._turn.notify_all()
+        try:
+            await done
+        finally:
+            self._ending.discard(pairing_id)
 
     async def _run_endings(self, cohort: WorkflowHandle[Any, Any], horizon: datetime) -> None:
         """The week's endings, in time order (to the minute, then pairing id), one at a
@@ -230,9 +367,6 @@ class CohortSimulation:
                      key=lambda x: (x.target.replace(second=0, microsecond=0), x.pairing_id))
         for ending in due:
             self._endings.remove(ending)
-            # Its pairing lives on (and finishes) from here: counted before it wakes, so the
-            # next week cannot settle without it.
-            self._busy += 1
             try:
                 await self._advance_to(cohort, ending.target)
                 await ending.action()
@@ -243,22 +377,9 @@ class CohortSimulation:
             else:
                 ending.done.set_result(None)
 
-    def _open_week(self, horizon: datetime) -> None:
-        """Release everyone waiting for the horizon: until each has lived the new week and
-        parked again (or is waiting to end, or finished), the week is not over."""
-        self._horizon = horizon
-        self._busy += len(self._parked)
-        self._parked.clear()
-        self._settled.clear()
-        moved, self._horizon_moved = self._horizon_moved, asyncio.Event()
-        moved.set()
-        if self._busy == 0:
-            self._settled.set()
-
-    def _not_busy(self) -> None:
-        self._busy -= 1
-        if self._busy == 0:
-            self._settled.set()
+    def _all_parked(self) -> bool:
+        return all(task.done() or pid in self._parked or pid in self._ending
+                   for pid, task in self._running.items())
 
     def _check_failures(self) -> None:
         for task in self._running.values():
@@ -268,11 +389,30 @@ class CohortSimulation:
     async def _wait_cohort(self, handle: WorkflowHandle[Any, Any],
                            check: Callable[[CohortState], bool]) -> CohortState:
         for _ in range(1200):
-            state: CohortState = await handle.query(CohortWorkflow.state)
+            state: CohortState = await self._query(handle, CohortWorkflow.state)
             if check(state):
                 return state
             await asyncio.sleep(0.1)  # wall-clock poll while matching runs
         raise TimeoutError("the cohort did not get past matching in 2 minutes")
+
+    async def _initial_pairs(self, state: CohortState) -> dict[str, ActivePairing]:
+        """The pairs the cohort launched on its first day, as they were then (read from the
+        cohort's stream, so a resumed simulation sees what the first run saw)."""
+        if self._pool is None:
+            return {p: a for p, a in state.active.items() if p.endswith(".1")}
+        pool = self._pool
+        rows = await self._retrying("database", lambda: pool.fetch(
+            "SELECT payload::text AS payload FROM events WHERE stream_id = $1 "
+            "AND type = 'PairingLaunched' ORDER BY version", cohort_stream(self._cohort_id)))
+        launched = [p for p in (json.loads(r["payload"]) for r in rows)
+                    if p.get("rematch_of") is None]
+        if not launched:
+            return {}
+        # The first day's launch, not the joiners' (who start later, after a roster sync).
+        first = min(datetime.fromisoformat(p["starts_at"]) for p in launched)
+        return {p["pairing_id"]: ActivePairing(mentor_id=p["mentor_id"],
+                                               mentee_id=p["mentee_id"])
+                for p in launched if datetime.fromisoformat(p["starts_at"]) == first}
 
     async def _assign_stories(self, state: CohortState) -> None:
         """Pick the scripted pairings once, from the initial pairs, deterministically.
@@ -280,11 +420,17 @@ class CohortSimulation:
         The two exits that should lead to a rematch are given to pairs whose mentee has
         another eligible mentor with a free place, so the demo shows a rematch rather than
         "no eligible mentor" (which the product also handles, and reports)."""
-        if self._scripted or len(state.active) < 6:
+        if self._scripted:
             return
+        pairs = await self._initial_pairs(state)
+        if len(pairs) < 6:
+            return
+        load: dict[str, int] = {}
+        for pair in pairs.values():
+            load[pair.mentor_id] = load.get(pair.mentor_id, 0) + 1
         rng = random.Random(self._seed)
-        initial = sorted(p for p in state.active if p.endswith(".1"))
-        rematchable = [p for p in initial if await self._could_rematch(state, p)]
+        initial = sorted(pairs)
+        rematchable = [p for p in initial if await self._could_rematch(pairs[p], load)]
         rng.shuffle(rematchable)
         exits = rematchable[:2] if len(rematchable) >= 2 else rng.sample(initial, 2)
         others = rng.sample([p for p in initial if p not in exits], 3)
@@ -293,7 +439,7 @@ class CohortSimulation:
             others[0]: "late_goals", others[1]: "stops_meeting", others[2]: "departure",
         }
 
-    async def _could_rematch(self, state: CohortState, pairing_id: str) -> bool:
+    async def _could_rematch(self, pairing: ActivePairing, mentor_load: dict[str, int]) -> bool:
         if self._pool is None:
             return True
         from adapters.roster import load_profiles, load_program
@@ -302,8 +448,7 @@ class CohortSimulation:
 
         program = await load_program(self._pool, self._cohort_id)
         profiles = {p.employee_id: p for p in await load_profiles(self._pool, self._cohort_id)}
-        pairing = state.active[pairing_id]
-        free = {p.employee_id: p.capacity - state.mentor_load.get(p.employee_id, 0)
+        free = {p.employee_id: p.capacity - mentor_load.get(p.employee_id, 0)
                 for p in profiles.values() if p.role is Role.MENTOR}
         mentors = [profiles[m] for m, n in free.items() if n > 0]
         found = rematch(program, profiles[pairing.mentee_id], mentors,
@@ -315,8 +460,11 @@ class CohortSimulation:
     async def _week3_sync(self, export: Path) -> None:
         if self._pool is None:
             raise ValueError("a roster sync needs the database pool")
-        plan, result = await sync_roster(self._pool, self._client, self._cohort_id, export,
-                                         synced_by="hr-sync", apply=True)
+        pool = self._pool
+        # Applying the same export again records nothing, so a retried (or resumed) sync is
+        # harmless.
+        plan, result = await self._retrying("sync", lambda: sync_roster(
+            pool, self._client, self._cohort_id, export, synced_by="hr-sync", apply=True))
         self._say(f"HR export {plan.source} in week 3: {plan.diff.summary()}")
         if result is not None:
             for pair in result.proposed:
@@ -349,22 +497,18 @@ class CohortSimulation:
             story.mentee_leaves_after_days = 56
         return story
 
-    async def _update(self, handle: WorkflowHandle[Any, Any], update: Any, command: Any) -> bool:
+    async def _update(self, handle: WorkflowHandle[Any, Any], update: Any, command: Any,
+                      step: str) -> bool:
         """Send one participant action; False once the pairing has closed.
 
-        Each action has its own update id, so resending it after a lost reply is deduplicated
-        by Temporal instead of being applied twice.
+        The update id names the step (``…:sim:meeting:7``), so the same action sent again (a
+        lost reply, a retry after a worker died, a resumed simulation) is deduplicated by
+        Temporal instead of being applied twice.
         """
-        self._sent[handle.id] = self._sent.get(handle.id, 0) + 1
-        update_id = f"{handle.id}:sim:{self._sent[handle.id]}"
+        update_id = f"{handle.id}:sim:{step}"
         try:
-            for attempt in range(5):
-                try:
-                    await handle.execute_update(update, command, id=update_id)
-                    break
-                except WorkflowUpdateRPCTimeoutOrCancelledError:
-                    if attempt == 4:
-                        raise
+            await self._retrying("update", lambda: handle.execute_update(
+                update, command, id=update_id))
         except WorkflowUpdateFailedError as exc:
             self.log.refused += 1
             if "pairing_closed" in str(exc.cause) or "closed" in str(exc.cause):
@@ -384,49 +528,25 @@ class CohortSimulation:
         leaves_at = t0 + timedelta(days=story.mentee_leaves_after_days)
         await self._advance_to(handle, leaves_at)
         left_on = (leaves_at - timedelta(days=1)).date()
-        ended = await participant_left(self._client, self._cohort_id, mentee_id, left_on,
-                                       "hr-sync")
-        self._say(f"HR: {mentee_id} left the company on {left_on}; ended {', '.join(ended)}")
-        await handle.result()
+        cohort: CohortState = await self._query(
+            cohort_handle(self._client, self._cohort_id), CohortWorkflow.state)
+        if mentee_id not in cohort.left:  # else recorded before a stop (resumed) or a retry
+            ended = await self._retrying("update", lambda: participant_left(
+                self._client, self._cohort_id, mentee_id, left_on, "hr-sync"))
+            self._say(f"HR: {mentee_id} left the company on {left_on}; "
+                      f"ended {', '.join(ended)}")
+        await self._result(handle)
 
-    async def _let_pass_unlogged(self, handle: WorkflowHandle[Any, Any], pairing_id: str,
-                                 meeting_no: int) -> None:
-        """Nobody logs meeting ``meeting_no``: move the pairing's clock until its workflow has
-        recorded the miss. That happens with the next thing the workflow does anyway after the
-        log deadline (``domain.pairing.next_wake``: one timer a week), not at the deadline;
-        stopping at the deadline would leave the meeting pending, and a later log of it would
-        be refused as already recorded."""
-        state = await self._state(handle)
-        while (state is not None and not state.is_closed and state.next_meeting is not None
-               and state.next_meeting.meeting_no == meeting_no and state.rules is not None):
-            target = state.rules.log_deadline(state.next_meeting.scheduled_at) + HOUR
-            wake = next_wake(state)
-            if wake is not None:
-                target = max(target, wake + HOUR)
-            await self._advance_to(handle, target, pairing_id)
-            state = await self._state(handle)
-
-    async def _end(self, handle: WorkflowHandle[Any, Any], update: Any, command: Any) -> None:
+    async def _end(self, handle: WorkflowHandle[Any, Any], update: Any, command: Any,
+                   step: str) -> None:
         """Send the action that ends the pairing; return once its workflow has finished (and
         so has reported to the cohort)."""
-        if await self._update(handle, update, command):
-            await handle.result()
+        if await self._update(handle, update, command, step):
+            await self._result(handle)
 
-    async def _state(self, handle: WorkflowHandle[Any, Any]) -> PairingState | None:
-        for _ in range(100):
-            try:
-                state: PairingState = await handle.query(PairingWorkflow.state)
-            except WorkflowQueryFailedError:
-                # A worker under load failed the activation (deadlock detector); it retries.
-                await asyncio.sleep(0.2)  # wall-clock retry of the RPC
-                continue
-            except RPCError as exc:
-                if "not scheduled yet" in str(exc) or "deadlock" in str(exc).lower():
-                    await asyncio.sleep(0.05)  # wall-clock retry of the RPC
-                    continue
-                raise
-            return state
-        return None
+    async def _state(self, handle: WorkflowHandle[Any, Any]) -> PairingState:
+        state: PairingState = await self._query(handle, PairingWorkflow.state)
+        return state
 
     async def _run_pairing(self, pairing_id: str) -> None:
         try:
@@ -434,24 +554,26 @@ class CohortSimulation:
         except _Closed:
             pass  # ended from outside (HR, operations) while this pair was mid-week
         finally:
-            self._not_busy()  # a finished pairing no longer holds the week back
+            async with self._turn:
+                self._turn.notify_all()  # a finished pairing no longer holds the week back
 
     async def _live_pairing(self, pairing_id: str) -> None:
+        """One pairing's story, from wherever its workflow is: every step is chosen from the
+        pairing's state and drawn from its own RNG, so a resumed run continues the story."""
         handle = self._client.get_workflow_handle_for(
             PairingWorkflow.run, pairing_workflow_id(pairing_id))
-        rng = self._rng(pairing_id, ":acts")
         story = self._story(pairing_id)
         state = await self._state(handle)
         # Pairings wait for their start (the program's first day, or the rematch day on the
         # cohort's clock): move this pairing's clock there first.
-        scheduled = await handle.query(PairingWorkflow.scheduled_start)
-        if state is not None and state.phase is Phase.NOT_STARTED and scheduled is not None:
+        scheduled = await self._query(handle, PairingWorkflow.scheduled_start)
+        if state.phase is Phase.NOT_STARTED and scheduled is not None:
             await self._advance_to(handle, scheduled + timedelta(minutes=10), pairing_id)
             state = await self._state(handle)
-        while state is not None and state.phase is Phase.NOT_STARTED:
+        while state.phase is Phase.NOT_STARTED:
             await asyncio.sleep(0.05)  # wall-clock wait for the first task to be processed
             state = await self._state(handle)
-        if state is None or state.started_at is None:
+        if state.started_at is None or state.is_closed:
             return
         t0 = state.started_at
         mentor, mentee = c.Actor.employee(state.mentor_id), c.Actor.employee(state.mentee_id)
@@ -460,46 +582,56 @@ class CohortSimulation:
         topics = list(rules.topics)
 
         await self._advance_to(handle, t0 + timedelta(days=story.goals_day), pairing_id)
-        for who, prefix in ((mentee, "mentee"), (mentor, "mentor")):
+        for who, side in ((mentee, e.Side.MENTEE), (mentor, e.Side.MENTOR)):
+            if side in state.goals:
+                continue  # set before a stop
             goals = (
-                e.Goal(goal_id=f"{prefix}-1", title="Keterampilan IT untuk pekerjaan sehari-hari"
-                       if prefix == "mentee" else "Kepemimpinan: membimbing rekan",
+                e.Goal(goal_id=f"{side}-1", title="Keterampilan IT untuk pekerjaan sehari-hari"
+                       if side is e.Side.MENTEE else "Kepemimpinan: membimbing rekan",
                        success_measure="dinilai bersama pada evaluasi akhir"),
-                e.Goal(goal_id=f"{prefix}-2", title="Jejaring lintas departemen",
+                e.Goal(goal_id=f"{side}-2", title="Jejaring lintas departemen",
                        success_measure="tiga kenalan baru di departemen lain"),
             )
             if not await self._update(handle, PairingWorkflow.set_goals,
-                                      c.SetGoals(actor=who, goals=goals)):
+                                      c.SetGoals(actor=who, goals=goals), f"goals:{side}"):
                 return
-        mid_done = False
         while True:
             state = await self._state(handle)
-            if state is None or state.is_closed:
+            if state.is_closed:
                 return
             pending = state.next_meeting
             mid = rules.midpoint_opens(t0)
-            if (not mid_done and mid is not None
+            reviewed = len(state.midpoint_reviews) == 2 or state.midpoint_closed
+            if (not reviewed and mid is not None
                     and (pending is None or pending.scheduled_at > mid)):
-                reviewed_at = mid + timedelta(hours=rng.uniform(2, 60))
+                draw = self._rng(pairing_id, ":midpoint")
+                reviewed_at = mid + timedelta(hours=draw.uniform(2, 60))
+                satisfaction = {e.Side.MENTEE: draw.randint(3, 5),
+                                e.Side.MENTOR: draw.randint(3, 5)}
                 await self._advance_to(handle, reviewed_at, pairing_id)
-                for who in (mentee, mentor):
-                    quit_ = story.midpoint_quit and who is mentee
+                for who, side in ((mentee, e.Side.MENTEE), (mentor, e.Side.MENTOR)):
+                    if side in state.midpoint_reviews:
+                        continue
+                    quit_ = story.midpoint_quit and side is e.Side.MENTEE
                     ok = await self._update(handle, PairingWorkflow.submit_midpoint_review,
                                             c.SubmitMidpointReview(
                                                 actor=who,
-                                                satisfaction=2 if quit_ else rng.randint(3, 5),
-                                                wants_to_continue=not quit_))
+                                                satisfaction=2 if quit_ else satisfaction[side],
+                                                wants_to_continue=not quit_),
+                                            f"midpoint:{side}")
                     if not ok:
                         return
-                if story.midpoint_quit:
-                    async def not_a_fit() -> None:
-                        await self._end(handle, PairingWorkflow.request_exit, c.RequestExit(
-                            actor=mentee, reason=e.ExitReason.NOT_A_FIT))
-
-                    await self._end_in_turn(pairing_id, reviewed_at, not_a_fit)
-                    return
-                mid_done = True
                 continue
+            if story.midpoint_quit and reviewed:
+                at = mid + timedelta(hours=self._rng(pairing_id, ":midpoint").uniform(2, 60)) \
+                    if mid is not None else t0
+
+                async def not_a_fit() -> None:
+                    await self._end(handle, PairingWorkflow.request_exit, c.RequestExit(
+                        actor=mentee, reason=e.ExitReason.NOT_A_FIT), "exit")
+
+                await self._end_in_turn(pairing_id, at, not_a_fit)
+                return
             if pending is None:
                 break
             n = pending.meeting_no
@@ -516,7 +648,7 @@ class CohortSimulation:
                 async def leave(at: datetime = leaves_at) -> None:
                     await self._advance_to(handle, at)
                     await self._end(handle, PairingWorkflow.request_exit, c.RequestExit(
-                        actor=mentor, reason=e.ExitReason.SCHEDULE_CONFLICT))
+                        actor=mentor, reason=e.ExitReason.SCHEDULE_CONFLICT), "exit")
 
                 await self._end_in_turn(pairing_id, leaves_at, leave)
                 return
@@ -524,17 +656,19 @@ class CohortSimulation:
             if stopped:
                 # Nobody logs anything: the slot passes, the system notices, the ladder
                 # nudges and then escalates; after four misses operations end it.
-                await self._let_pass_unlogged(handle, pairing_id, n)
+                await self._advance_to(handle, _noticed(state, rules, pending), pairing_id)
                 if state.consecutive_missed >= 4:
                     async def conclude() -> None:
                         await self._end(handle, PairingWorkflow.request_exit, c.RequestExit(
-                            actor=c.Actor.ops("koordinator"), reason=e.ExitReason.INACTIVITY))
+                            actor=c.Actor.ops("koordinator"), reason=e.ExitReason.INACTIVITY),
+                            "exit")
 
                     await self._end_in_turn(
                         pairing_id, rules.log_deadline(pending.scheduled_at) + HOUR, conclude)
                     return
                 continue
             await self._advance_to(handle, pending.scheduled_at + HOUR, pairing_id)
+            rng = self._rng(pairing_id, f":meeting:{n}")
             held = rng.random() < story.attendance
             if held:
                 ok = await self._update(handle, PairingWorkflow.log_meeting, c.LogMeeting(
@@ -542,12 +676,13 @@ class CohortSimulation:
                     minutes=rng.choice((45, 60, 60, 75)),
                     topics=tuple(rng.sample(topics, TOPIC_PICKS)),
                     goal_progress={"mentee-1": min(100, 4 * n + rng.randint(0, 10)),
-                                   "mentor-1": min(100, 3 * n + rng.randint(0, 10))}))
+                                   "mentor-1": min(100, 3 * n + rng.randint(0, 10))}),
+                    f"meeting:{n}")
             elif story.reports_missed:
                 ok = await self._update(handle, PairingWorkflow.log_meeting, c.LogMeeting(
-                    actor=mentee, meeting_no=n, held=False))
+                    actor=mentee, meeting_no=n, held=False), f"meeting:{n}")
             else:
-                await self._let_pass_unlogged(handle, pairing_id, n)
+                await self._advance_to(handle, _noticed(state, rules, pending), pairing_id)
                 ok = True
             if not ok:
                 return
@@ -555,31 +690,34 @@ class CohortSimulation:
         closes = rules.final_evaluation_closes(t0)
         if end is None or closes is None:
             return
+        rng = self._rng(pairing_id, ":final")
         evaluated_at = end + timedelta(hours=rng.uniform(2, 100))
         evaluations = [
-            c.SubmitFinalEvaluation(
+            (side, c.SubmitFinalEvaluation(
                 actor=who,
                 goal_attainment={f"{side}-1": rng.randint(40, 100),
                                  f"{side}-2": rng.randint(30, 100)},
                 relationship_rating=rng.randint(3, 5),
                 program_rating=rng.randint(3, 5),
                 learned=rng.choice(texts),
-                would_recommend=rng.random() < 0.85)
-            for who, texts, side in ((mentor, LEARNED_MENTOR, "mentor"),
-                                     (mentee, LEARNED_MENTEE, "mentee"))
+                would_recommend=rng.random() < 0.85))
+            for who, texts, side in ((mentor, LEARNED_MENTOR, e.Side.MENTOR),
+                                     (mentee, LEARNED_MENTEE, e.Side.MENTEE))
             if rng.random() >= 0.08  # some never fill it in; the window closes anyway
         ]
 
         async def finish() -> None:
             await self._advance_to(handle, evaluated_at)
-            for evaluation in evaluations:
+            done = (await self._state(handle)).final_evaluations
+            for side, evaluation in evaluations:
+                if side in done:
+                    continue  # submitted before a stop
                 if not await self._update(handle, PairingWorkflow.submit_final_evaluation,
-                                          evaluation):
+                                          evaluation, f"final:{side}"):
                     break
             await self._advance_to(handle, closes + HOUR)
-            await handle.result()
+            await self._result(handle)
 
         # The last evaluation may complete the pairing, or the window's close does: either
         # way it ends, so the whole finale takes its turn once the window has closed.
         await self._end_in_turn(pairing_id, closes + HOUR, finish)
-

@@ -32,6 +32,10 @@ def demo(
     week3: Annotated[Path | None, typer.Option(
         help="The HR export applied in week 3 (new hires join the running cohort); default: "
         "examples/people-week3.csv with the example people.csv, none otherwise.")] = None,
+    resume: Annotated[str | None, typer.Option(
+        "--resume", metavar="COHORT_ID",
+        help="Continue the simulation of a cohort this stack already runs (after a crash "
+        "or Ctrl-C), from where its workflows are; give the same --seed.")] = None,
 ) -> None:
     from rich.console import Console
 
@@ -40,14 +44,22 @@ def demo(
     if cohort_id is not None and not COHORT_ID.match(cohort_id):
         raise typer.BadParameter("use 1-40 letters, digits, '-' or '_' (no dots)",
                                  param_hint="--cohort-id")
+    if resume is not None:
+        if cohort_id is not None:
+            raise typer.BadParameter("--resume names the cohort; leave out --cohort-id",
+                                     param_hint="--resume")
+        if not COHORT_ID.match(resume):
+            raise typer.BadParameter("use 1-40 letters, digits, '-' or '_' (no dots)",
+                                     param_hint="--resume")
     if week3 is None and people == EXAMPLES / "people.csv":
         week3 = EXAMPLES / "people-week3.csv"
     console = Console()
-    asyncio.run(_demo(console, program, people, seed, cohort_id, week3))
+    asyncio.run(_demo(console, program, people, seed, resume or cohort_id, week3,
+                      resume=resume is not None))
 
 
 async def _demo(console: Console, program_path: Path, people_path: Path, seed: int,
-                cohort_id: str | None, week3: Path | None) -> None:
+                cohort_id: str | None, week3: Path | None, *, resume: bool = False) -> None:
     from intake import load_people, load_program
     from sebaya.bootstrap import open_infrastructure
     from sebaya.devstack import DevStack
@@ -65,11 +77,13 @@ async def _demo(console: Console, program_path: Path, people_path: Path, seed: i
         console.print("starting the embedded stack (PostgreSQL + Temporal dev server)…")
         DevStack(settings, report=lambda line: console.print(f"  {line}")).up(worker=True)
     async with open_infrastructure(settings) as infra:
-        await _simulate(console, infra, program, roster, seed, cohort_id, week3, began)
+        await _simulate(console, infra, program, roster, seed, cohort_id, week3, began,
+                        resume=resume)
 
 
 async def _simulate(console: Console, infra: Any, program: Any, roster: Any, seed: int,
-                    cohort_id: str | None, week3: Path | None, began: float) -> None:
+                    cohort_id: str | None, week3: Path | None, began: float, *,
+                    resume: bool = False) -> None:
     from temporalio.testing import TimeSkipper, TimeSkippingConfig
 
     from domain.ids import cohort_stream
@@ -92,18 +106,27 @@ async def _simulate(console: Console, infra: Any, program: Any, roster: Any, see
     ) if own_worker else None
     async with worker if worker is not None else contextlib.nullcontext():
         cohort_id = cohort_id or new_cohort_id(program)
-        if await pool.fetchval("SELECT 1 FROM streams WHERE stream_id = $1",
-                               cohort_stream(cohort_id)):
+        exists = await pool.fetchval("SELECT 1 FROM streams WHERE stream_id = $1",
+                                     cohort_stream(cohort_id))
+        if resume and not exists:
+            console.print(f"[bold red]error:[/] no cohort {cohort_id!r} on this stack to "
+                          f"resume (`sebaya cohort status` lists what runs)")
+            raise typer.Exit(code=1)
+        if exists and not resume:
             console.print(f"[bold red]error:[/] cohort {cohort_id!r} already ran on this "
                           f"stack: choose another --cohort-id (the same --seed replays the "
-                          f"same program under any id)")
+                          f"same program under any id), or continue it with --resume")
             raise typer.Exit(code=1)
-        await start_cohort(pool, skipper.client, program=program, people=roster,
-                           task_queue=services.task_queue, cohort_id=cohort_id,
-                           started_by="demo")
-        console.print(f"cohort [bold]{cohort_id}[/], seed {seed}: {len(roster)} people; "
-                      f"simulating {program.ground_rules.program_length_days} days in "
-                      f"virtual time…")
+        if resume:
+            console.print(f"resuming cohort [bold]{cohort_id}[/] with seed {seed}…")
+        else:
+            await start_cohort(pool, skipper.client, program=program, people=roster,
+                               task_queue=services.task_queue, cohort_id=cohort_id,
+                               started_by="demo")
+            console.print(f"cohort [bold]{cohort_id}[/], seed {seed}: {len(roster)} people; "
+                          f"simulating {program.ground_rules.program_length_days} days in "
+                          f"virtual time (interrupted? `sebaya demo --resume {cohort_id} "
+                          f"--seed {seed}`)…")
         sim = CohortSimulation(skipper.client, skipper, cohort_id, seed=seed, pool=pool,
                                say=lambda line: console.print(f"  {line}"),
                                week3_export=week3)
