@@ -204,30 +204,11 @@ class CohortActivities:
         today = at.occurred_at.astimezone(program.ground_rules.zone).date()
         result = match(program, profiles, today=today)
         run_id = f"{at.cohort_id}:initial"
-        await self._save_explanations(at.cohort_id, run_id, [
-            (p.mentor, p.mentee, p.score, p.explanation.model_dump(mode="json"))
-            for p in result.pairs
-        ])
-        pairs = [ce.ProposedPair(mentor=p.mentor, mentee=p.mentee, score=p.score)
-                 for p in result.pairs]
-        unmatched = [ce.UnmatchedPerson(employee_id=u.employee_id, reason=u.reason)
-                     for u in result.unmatched]
-        pair_chunks, unmatched_chunks = _chunks(pairs, CHUNK), _chunks(unmatched, CHUNK)
-        events: list[DomainEvent] = [ce.MatchRunRecorded(
-            run_id=run_id, kind=ce.MatchRunKind.INITIAL, input_digest=result.input_digest,
-            algorithm_version=result.algorithm_version,
-            policy=program.matching.model_dump(mode="json"), total_score=result.total_score,
-            pair_count=len(pairs), unmatched_count=len(unmatched),
-            pairs=tuple(pair_chunks[0]), unmatched=tuple(unmatched_chunks[0]))]
-        for k in range(1, max(len(pair_chunks), len(unmatched_chunks))):
-            events.append(ce.MatchRunContinued(
-                run_id=run_id, chunk=k,
-                pairs=tuple(pair_chunks[k]) if k < len(pair_chunks) else (),
-                unmatched=tuple(unmatched_chunks[k]) if k < len(unmatched_chunks) else ()))
-        last = await self._append(at, events)
+        pairs, unmatched, last = await self._append_run(at, program, result, run_id,
+                                                        ce.MatchRunKind.INITIAL)
         activity.logger.info("match run %s: %d pairs, %d unmatched", run_id, len(pairs),
-                             len(unmatched))
-        return MatchingProposal(run_id=run_id, pairs=pairs, unmatched=len(unmatched),
+                             unmatched)
+        return MatchingProposal(run_id=run_id, pairs=pairs, unmatched=unmatched,
                                 last_version=last)
 
     async def _append_run(self, at: StreamPosition, program: Any, result: Any, run_id: str,
