@@ -93,7 +93,9 @@ async def handle(
     lowered = {k.lower(): v for k, v in headers.items()}
     out = cors_headers(lowered.get("origin"), allowed_origins)
     if method == "OPTIONS":  # the browser's preflight
-        return (200 if out else 403), out, b""
+        # A refused preflight is a bad request (as Starlette's CORS middleware answers), not
+        # an authorization failure: preflights never carry credentials.
+        return (200, out, b"") if out else (400, {}, b'{"error": "origin not allowed"}')
     operation = {"/decode": decode, "/encode": encode}.get(path.rstrip("/") or "/")
     if operation is None:
         return 404, out, b'{"error": "no such codec operation; use /decode or /encode"}'

@@ -135,7 +135,7 @@ async def test_histories_hold_no_plaintext_and_rotation_keeps_old_payloads_reada
     assert b"M001" in base64.b64decode(decoded["data"])
     status, headers, _ = await codec_endpoint("OPTIONS", "/decode", {"Origin": "https://evil.example"},
                                       b"", codec=codec, allowed_origins={UI})
-    assert status == 403 and "Access-Control-Allow-Origin" not in headers
+    assert status == 400 and "Access-Control-Allow-Origin" not in headers
     assert (await handle_request("POST", "/decode", b"{not json", codec))[0] == 400
     strange = data_converter(f"k1:{wrong}").payload_codec
     assert strange is not None

@@ -143,6 +143,7 @@ def _include_routers(app: FastAPI) -> None:
     from web.routers import (
         audit,
         calendar,
+        codec,
         cohorts,
         health,
         pages,
@@ -156,6 +157,7 @@ def _include_routers(app: FastAPI) -> None:
     api.include_router(sign_in.api_router)
     api.include_router(cohorts.router)
     api.include_router(audit.router)
+    api.include_router(codec.router)
     app.include_router(health.router)
     app.include_router(api)
     app.include_router(sign_in.page_router)

@@ -36,6 +36,23 @@ class WebSettings(BaseSettings):
     session_days: int = Field(default=14, validation_alias="SEBAYA_WEB_SESSION_DAYS")
     # The program mailbox, ORGANIZER of the calendar feed's meetings (as in the invites).
     mail_from: str = Field(default="Sebaya <sebaya@localhost>", validation_alias="SEBAYA_SMTP_FROM")
+    # Origins (the Temporal Web UI's) whose browsers may call the codec endpoint, comma
+    # separated; never "*": the endpoint answers with plaintext and credentials.
+    codec_cors_origins_list: str = Field(default="", validation_alias="SEBAYA_CODEC_CORS_ORIGINS")
+
+    @field_validator("codec_cors_origins_list")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for origin in filter(None, (o.strip() for o in value.split(","))):
+            if origin == "*" or not origin.startswith(("https://", "http://")) \
+                    or origin.rstrip("/") != origin or origin.count("/") != 2:
+                raise ValueError(f"SEBAYA_CODEC_CORS_ORIGINS: {origin!r} is not an origin "
+                                 "like https://temporal-ui.example.com ('*' is refused)")
+        return value
+
+    @property
+    def codec_cors_origins(self) -> frozenset[str]:
+        return frozenset(filter(None, (o.strip() for o in self.codec_cors_origins_list.split(","))))
 
     @field_validator("secret_key")
     @classmethod
