@@ -28,10 +28,6 @@ HEAVY = (
     "domain.matching", "workflows", "activities", "eventstore", "projections", "worker",
 )  # fmt: skip
 
-# Modules that still import heavy things at module level (owned by other work; their
-# sub-commands are only imported when run). Do not add to this list: fix the module.
-KNOWN_HEAVY = {"sebaya.cli.audit"}
-
 _PROBE = """
 import json, sys
 {body}
@@ -91,8 +87,6 @@ def test_version_loads_nothing_heavy() -> None:
     sorted(f"sebaya.cli.{p.stem}" for p in CLI_DIR.glob("*.py") if p.stem != "__init__"),
 )
 def test_no_heavy_imports_at_module_level_in_sebaya_cli(module: str) -> None:
-    if module in KNOWN_HEAVY:
-        pytest.skip(f"{module} still imports heavy modules at module level")
     modules, _ = _modules_after(f"import {module}")
     assert _heavy(modules) == [], f"{module} imports heavy modules at module level"
 

@@ -13,23 +13,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import asyncpg
 import typer
 from pydantic import BaseModel, ValidationError
 
-from eventstore import EventStore, EventStoreError
-from sebaya.bootstrap import build_registry
-from sebaya.runtime import (
-    Services,
-    ServicesNotConfigured,
-    connect_pool,
-    connect_temporal,
-    resolve_services,
-)
+from sebaya.cli.errors import fail as _fail
 from sebaya.settings import get_settings
+
+if TYPE_CHECKING:  # the store and the service stack load when a command runs
+    from eventstore import EventStore
+    from sebaya.runtime import Services
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -48,12 +43,9 @@ RoleOption = Annotated[
 ]
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=code)
-
-
 def _services() -> Services:
+    from sebaya.runtime import Services, ServicesNotConfigured, resolve_services
+
     try:
         return resolve_services()
     except ServicesNotConfigured:
@@ -77,6 +69,10 @@ def _with_role(dsn: str, role: str | None) -> str:
 
 @asynccontextmanager
 async def _store(role: str | None = None) -> AsyncIterator[tuple[EventStore, Services]]:
+    from eventstore import EventStore
+    from sebaya.bootstrap import build_registry
+    from sebaya.runtime import connect_pool
+
     services = _services()
     services = dataclasses.replace(services,
                                    database_url=_with_role(services.database_url, role))
@@ -88,6 +84,11 @@ async def _store(role: str | None = None) -> AsyncIterator[tuple[EventStore, Ser
 
 
 def _run(main: Callable[[], Awaitable[T]]) -> T:
+    import asyncpg
+
+    from eventstore import EventStoreError
+    from sebaya.runtime import ServicesNotConfigured
+
     try:
         return asyncio.run(main())  # type: ignore[arg-type]
     except ServicesNotConfigured as exc:
@@ -196,6 +197,7 @@ def replay(
     """Rebuild a pairing's state from its events (optionally as of a date) and compare it."""
     from audit.history import PairingNotFound
     from audit.replay import replay_pairing
+    from sebaya.runtime import connect_temporal
 
     moment = _parse_time(as_of) if as_of else None
     basis: Literal["domain", "recorded"] = "recorded" if recorded else "domain"
@@ -490,6 +492,7 @@ def determinism(
 ) -> None:
     """Replay recorded Temporal histories against this code; exit 1 on nondeterminism."""
     from audit.determinism import check_determinism
+    from sebaya.runtime import connect_temporal
 
     async def main() -> Any:
         services = _services()

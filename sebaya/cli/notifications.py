@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from sebaya.cli.errors import fail as _fail
+
 if TYPE_CHECKING:  # imported in the commands: `sebaya --help` must not load them
     from rich.console import Console
 
@@ -27,11 +29,6 @@ def _console() -> Console:
     from rich.console import Console
 
     return Console(highlight=False)
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=code)
 
 
 def _run(use: Callable[[Infrastructure], Awaitable[T]]) -> T:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from sebaya.cli.errors import fail as _fail
+
 if TYPE_CHECKING:  # imported in the commands: `sebaya --help` must not load them
     from eventstore import EventStore
 
@@ -23,11 +25,6 @@ app = typer.Typer(
 
 T = TypeVar("T")
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=code)
 
 
 async def _with_store(use: Callable[[EventStore], Awaitable[T]]) -> T:
