@@ -142,16 +142,37 @@ async def test_crash_inside_a_batch_then_restart_equals_rebuild(
 async def test_cancelled_at_random_moments_converges_to_rebuild(
     store: EventStore, db_pool: asyncpg.Pool, cohort: CohortSim
 ) -> None:
+    """Cancelled at random points of its progress (not of the wall clock, which a loaded
+    machine stretches): inside a batch's transaction, or a moment after a batch committed."""
     rng = random.Random(11)
     total = sum(len(d.events) for d in cohort.all_decisions())
     partial = 0
     for _ in range(60):
+        cut_after, inside = rng.randint(1, 3), rng.random() < 0.5
+        batches = 0
+        reached = asyncio.Event()
+
+        async def cut(info: BatchInfo) -> None:
+            nonlocal batches
+            batches += 1
+            if batches >= cut_after:
+                reached.set()
+                if inside:
+                    await asyncio.Event().wait()  # mid-transaction until cancelled
+
         projector = Projector(store, batch_size=rng.choice((3, 7, 19)),
                               snapshot_every=rng.choice((2, 5, 64)),
-                              cache_size=rng.choice((1, 3, 100)))
+                              cache_size=rng.choice((1, 3, 100)), before_commit=cut)
         task = asyncio.create_task(projector.run(poll_interval=0.01))
-        await asyncio.sleep(rng.uniform(0.002, 0.03))
+        waiting = asyncio.create_task(reached.wait())
+        for _ in range(1200):  # until the cut point, or the end of the log came first
+            done, _ = await asyncio.wait([task, waiting], timeout=0.05)
+            if done or (await checkpoint(db_pool))[2] == total:
+                break
+        if not inside:
+            await asyncio.sleep(rng.uniform(0, 0.005))  # somewhere into the next batch
         task.cancel()
+        waiting.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
         applied = (await checkpoint(db_pool))[2]
