@@ -108,6 +108,20 @@ def _print_json(model: BaseModel | Any) -> None:
         typer.echo(json.dumps(model, indent=2, default=str))
 
 
+def _conclude(report: Any, as_json: bool, heading: str, *, ok: str) -> None:
+    """The end of a checking command: the report (JSON, or a heading, one ``BROKEN`` line a
+    finding and the verdict), then exit 1 if anything was found."""
+    if as_json:
+        typer.echo(json.dumps({**report.model_dump(mode="json"), "ok": report.ok}, indent=2))
+    else:
+        typer.echo(heading)
+        for finding in report.findings:
+            typer.echo(f"  BROKEN {finding}")
+        typer.echo(f"OK: {ok}" if report.ok else f"{len(report.findings)} problem(s)")
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
 def _when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
 
@@ -403,17 +417,10 @@ def anchors_verify(
         raise _fail(str(exc)) from None
     if report.anchors_checked == 0:
         raise _fail(f"no anchor in {report.location}")
-    if as_json:
-        typer.echo(json.dumps({**report.model_dump(mode="json"), "ok": report.ok}, indent=2))
-    else:
-        typer.echo(f"{report.location}: {report.anchors_checked} anchor(s) checked; latest "
-                   f"{report.latest} sha256 {report.latest_sha256}")
-        for finding in report.findings:
-            typer.echo(f"  BROKEN {finding}")
-        typer.echo("OK: every anchor and link verifies" if report.ok
-                   else f"{len(report.findings)} problem(s)")
-    if not report.ok:
-        raise typer.Exit(code=1)
+    _conclude(report, as_json,
+              f"{report.location}: {report.anchors_checked} anchor(s) checked; latest "
+              f"{report.latest} sha256 {report.latest_sha256}",
+              ok="every anchor and link verifies")
 
 
 # --- export / verify-bundle ------------------------------------------------------------------
@@ -461,19 +468,12 @@ def verify_bundle(
     from audit.bundle import verify_bundle as check
 
     report = check(path)
-    if as_json:
-        typer.echo(json.dumps({**report.model_dump(mode="json"), "ok": report.ok}, indent=2))
-    else:
-        subject = report.subject or {}
-        typer.echo(f"bundle {path} ({subject.get('kind', '?')} {subject.get('id', '?')}, "
-                   f"exported {_when(report.created_at)}): {report.streams_checked} "
-                   f"stream(s), {report.events_checked} event(s) checked")
-        for finding in report.findings:
-            typer.echo(f"  BROKEN {finding}")
-        typer.echo("OK: the bundle is intact" if report.ok
-                   else f"{len(report.findings)} problem(s)")
-    if not report.ok:
-        raise typer.Exit(code=1)
+    subject = report.subject or {}
+    _conclude(report, as_json,
+              f"bundle {path} ({subject.get('kind', '?')} {subject.get('id', '?')}, "
+              f"exported {_when(report.created_at)}): {report.streams_checked} "
+              f"stream(s), {report.events_checked} event(s) checked",
+              ok="the bundle is intact")
 
 
 # --- determinism -----------------------------------------------------------------------------
