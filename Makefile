@@ -31,9 +31,13 @@ browser:
 	  [ -x "$(CHROMIUM)" ] || { echo "ERROR: $(CHROMIUM) still missing after install" >&2; exit 1; }; \
 	fi
 
-## The full test suite against real Postgres, a real Temporal dev server and a real browser.
+## The full test suite against real Postgres, a real Temporal dev server and a real browser,
+## on TEST_WORKERS processes (pytest-xdist; each has its own dev server and databases). Most
+## tests wait on virtual time and I/O, so more workers than cores pays off; the slow tests
+## start first (tests/conftest.py). TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 4
 test: $(STAMP) browser
-	$(VENV)/bin/pytest -q -p no:cacheprovider
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --maxschedchunk=1
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -22,8 +22,17 @@ import pytest_asyncio
 
 from sebaya.settings import temporal_cli_path
 
-# One template per test session, so parallel sessions on one server never collide.
+# One template per test session (and per xdist worker: each is a process), so parallel
+# sessions on one server never collide.
 TEMPLATE_DB = f"sebaya_test_template_{os.getpid()}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` (a minute or more) run first: ``make test`` runs the suite on
+    several xdist workers handing out one test at a time (``--maxschedchunk=1``), so the long
+    ones start at once on different workers and the short ones fill in around them, instead
+    of one long test starting last and holding the whole run."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def _with_database(dsn: str, database: str) -> str:

@@ -74,6 +74,7 @@ async def _program(pool: asyncpg.Pool, cohort_id: str) -> dict[str, list[tuple[s
     return streams
 
 
+@pytest.mark.slow
 async def test_the_same_seed_replays_the_same_program(
     temporal_env, db_pool: asyncpg.Pool, task_queue: str
 ) -> None:

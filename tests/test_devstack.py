@@ -416,6 +416,7 @@ def _real_worker_importable() -> bool:
     return result.returncode == 0
 
 
+@pytest.mark.slow
 async def test_up_with_the_real_worker(make_stack: StackFactory) -> None:
     """`python -m worker` with Sebaya's own workflows and activities, as `sebaya dev up` runs it."""
     if not await asyncio.to_thread(_real_worker_importable):

@@ -47,6 +47,7 @@ async def _phases(client: Client, pool: asyncpg.Pool, cohort_id: str) -> dict[st
     return phases
 
 
+@pytest.mark.slow
 async def test_a_stopped_simulation_resumes_to_the_same_program(
     temporal_env, db_pool: asyncpg.Pool, task_queue: str
 ) -> None:

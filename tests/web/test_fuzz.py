@@ -64,6 +64,7 @@ def fuzz(base: str, headers_for: dict[str, dict[str, str]], real: dict[str, str]
     return failures
 
 
+@pytest.mark.slow
 async def test_every_operation_survives_fuzzing(web: WebEnv) -> None:
     pid, _ = await web.pairing(mentor="M500", mentee="E500")
     session = await auth.create_session(web.pool, "participant", "E500", days=1)

@@ -45,6 +45,7 @@ def sebaya(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 async def test_serve_and_tokens(temporal_env: Any, db_pool: Any, db_dsn: str,
                                 task_queue: str, tmp_path: Path) -> None:
     env = env_for(db_dsn, temporal_env, task_queue, tmp_path)

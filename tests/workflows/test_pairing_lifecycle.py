@@ -63,6 +63,7 @@ def expected_weekly_lifecycle(started_at: datetime) -> list[str]:
     return [t for _, _, types in sorted(timeline, key=lambda x: (x[0], x[1])) for t in types]
 
 
+@pytest.mark.slow
 async def test_six_month_weekly_pairing_from_match_to_completion(
     temporal_env, db_pool: asyncpg.Pool, task_queue: str
 ) -> None:

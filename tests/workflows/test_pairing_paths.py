@@ -141,6 +141,7 @@ async def test_midpoint_dont_continue_leads_to_no_fault_exit(
     assert "not_a_fit" not in str(by[("M001", "pairing_ended_neutral")])
 
 
+@pytest.mark.slow
 async def test_open_ended_program_continues_as_new_and_keeps_its_state(
     temporal_env, db_pool: asyncpg.Pool, task_queue: str
 ) -> None:

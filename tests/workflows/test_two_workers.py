@@ -84,6 +84,7 @@ async def _drain(stream: asyncio.StreamReader) -> None:
         pass
 
 
+@pytest.mark.slow
 async def test_two_workers_on_one_queue_do_nothing_twice(
     temporal_env: Any, db_dsn: str, db_pool: asyncpg.Pool, task_queue: str, tmp_path: Path
 ) -> None:

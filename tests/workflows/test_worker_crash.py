@@ -57,6 +57,7 @@ async def spawn_worker(temporal_env, task_queue: str, dsn: str,
     return proc
 
 
+@pytest.mark.slow
 async def test_worker_killed_mid_lifecycle_completes_without_duplicates(
     temporal_env, db_dsn: str, db_pool: asyncpg.Pool, task_queue: str
 ) -> None:
