@@ -916,6 +916,26 @@ def next_due(state: PairingState) -> datetime | None:
     return items[0].at if items else None
 
 
+def next_milestone(state: PairingState) -> datetime | None:
+    """When the stage the pairing is in ends: the goal deadline while goals are set, the
+    mid-point review's opening and then its close, the program's end, the final evaluation's
+    close; None once closed (or for an open-ended program past its goals). It moves only when
+    the phase or the review window changes, a few times in a pairing's life, unlike
+    ``next_due`` (every reminder), so a workflow can publish it without an event a week."""
+    if state.is_closed or state.phase is Phase.NOT_STARTED:
+        return None
+    rules, started = _rules(state), _started_at(state)
+    if state.phase is Phase.GOAL_SETTING:
+        return rules.goal_deadline(started)
+    if state.phase is Phase.FINAL_EVALUATION:
+        return rules.final_evaluation_closes(started)
+    if state.midpoint_open:
+        return rules.midpoint_closes(started)
+    if not state.midpoint_closed and rules.midpoint_opens(started) is not None:
+        return rules.midpoint_opens(started)
+    return rules.program_end(started)
+
+
 def next_wake(state: PairingState) -> datetime | None:
     """When a workflow next has to act: ``next_due``, except that rules that may wait (a
     missed meeting) count from when they are noticed. ``advance`` at that time records all

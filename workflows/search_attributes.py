@@ -19,7 +19,7 @@ from temporalio.common import (
 )
 
 from domain import cohort as co
-from domain.pairing import PairingState, next_due
+from domain.pairing import PairingState, next_due, next_milestone
 
 COHORT_ID = SearchAttributeKey.for_keyword("SebayaCohortId")
 # A pairing's phase (goal_setting, active, ...) or a cohort's (matching, running, ...); the
@@ -34,6 +34,10 @@ SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[str] | SearchAttributeKey[bool]
 
 # Added after the first release: workflows already running keep deciding as they did.
 PATCH_ID = "search-attributes"
+# A pairing's SebayaNextDue is the end of the stage it is in (``next_milestone``), not its next
+# reminder: published a few times per pairing instead of once a week, each an upsert event in
+# its history (ADR 0006). Pairings recorded before keep publishing ``next_due``.
+MILESTONE_PATCH = "pairing-next-due-is-the-stage-end"
 
 
 def server_args() -> list[str]:
@@ -65,11 +69,15 @@ def upsert_for_pairing(state: PairingState) -> None:
     """Call after each change of a pairing's state, inside the workflow."""
     if not state.cohort_id:
         return  # not started yet: nothing to find it by
+    if workflow.patched(MILESTONE_PATCH):
+        due = next_milestone(state)
+    else:
+        due = next_due(state) if not state.is_closed else None
     _upsert([
         COHORT_ID.value_set(state.cohort_id),
         PHASE.value_set(state.phase.value),
         AT_RISK.value_set(at_risk(state)),
-        _due(next_due(state) if not state.is_closed else None),
+        _due(due),
     ])
 
 

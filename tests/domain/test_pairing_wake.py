@@ -10,7 +10,7 @@ import pytest
 from domain import commands as c
 from domain import errors
 from domain import events as e
-from domain.pairing import advance, decide, fold, next_due, next_wake
+from domain.pairing import Phase, advance, decide, fold, next_due, next_milestone, next_wake
 from tests.domain.test_pairing import MENTEE, rules, run_clock, started, with_goals
 
 
@@ -71,3 +71,39 @@ def test_a_missed_last_meeting_is_noticed_when_the_final_evaluation_opens() -> N
     s, produced = run_clock(s, end)
     assert isinstance(produced[0], e.MeetingMissed)
     assert isinstance(produced[-2], e.FinalEvaluationOpened)
+
+
+def test_the_next_milestone_moves_with_the_stage_not_with_each_reminder() -> None:
+    """What the workflow publishes as SebayaNextDue: the end of the stage the pairing is in
+    (ADR 0006), so its history carries an upsert per stage, not per week."""
+    r = rules()
+    s = started(r)
+    begun = s.started_at
+    assert begun is not None
+    assert next_milestone(s) == r.goal_deadline(begun)
+    s = with_goals(s)
+    assert next_milestone(s) == r.midpoint_opens(begun)
+    # Weeks of reminders and meetings move next_due every time, the milestone not at all.
+    dues, milestones = set(), set()
+    opens = r.midpoint_opens(begun)
+    assert opens is not None
+    at = begun
+    while at < opens - timedelta(days=1):
+        at += timedelta(days=1)
+        s, _ = run_clock(s, at)
+        dues.add(next_due(s))
+        milestones.add(next_milestone(s))
+    assert len(dues) > 5 and milestones == {opens}
+    s, _ = run_clock(s, opens)
+    assert s.midpoint_open and next_milestone(s) == r.midpoint_closes(begun)
+    closes = r.midpoint_closes(begun)
+    assert closes is not None
+    s, _ = run_clock(s, closes)
+    assert s.midpoint_closed and next_milestone(s) == r.program_end(begun)
+    end = r.program_end(begun)
+    assert end is not None
+    s, _ = run_clock(s, end)
+    assert s.phase is Phase.FINAL_EVALUATION
+    assert next_milestone(s) == r.final_evaluation_closes(begun)
+    s, _ = run_clock(s, r.final_evaluation_closes(begun))  # type: ignore[arg-type]
+    assert s.is_closed and next_milestone(s) is None

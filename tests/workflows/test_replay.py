@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
@@ -32,12 +33,29 @@ def _load(path: Path) -> WorkflowHistory:
 def test_histories_are_committed() -> None:
     names = {p.stem for p in PAIRING_HISTORIES}
     assert "six_month_weekly_completed" in names
+    # Each generation of the pairing workflow keeps its six-month history next to the others.
+    for generation in ("", "_one_timer", "_milestone"):
+        assert f"six_month_weekly_completed{generation}" in names, names
     assert len(names) >= 5, names
     scenarios = ("auto_approve_completed", "manual_drop_swap", "exit_rematch",
                  "participant_left")
     cohorts = {p.stem for p in COHORT_HISTORIES}
     for generation in ("v1", "v2"):
         assert {f"cohort_{generation}_{s}" for s in scenarios} <= cohorts, cohorts
+
+
+def test_a_pairing_publishes_its_search_attributes_per_stage_not_per_week() -> None:
+    """ADR 0006: six months of weekly meetings, at most one upsert per stage of the program
+    (started, goals set, mid-point opened and closed, final evaluation, closed) plus one per
+    patch marker (the SDK's TemporalChangeVersion), where the weekly SebayaNextDue took ~58."""
+    history = _load(next(p for p in PAIRING_HISTORIES
+                         if p.stem == "six_month_weekly_completed_milestone"))
+    upserts = [ev for ev in history.events
+               if ev.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES]
+    meetings = [ev for ev in history.events
+                if ev.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED]
+    assert len(meetings) > 25
+    assert len(upserts) <= 10, len(upserts)
 
 
 @pytest.mark.parametrize("path", PAIRING_HISTORIES, ids=[p.stem for p in PAIRING_HISTORIES])
