@@ -5,7 +5,11 @@ bare Temporal client, in one run, on a real Temporal dev server and a real Postg
   each signed in as the mentees of its share of 200 running pairings, alternately setting
   goals (PUT .../goals) and logging the next meeting (POST .../meetings);
 - baseline: 50 concurrent tasks sending the same two updates with ``execute_update`` straight
-  to another 200 running pairings, through the same worker.
+  to another 200 running pairings, through the same worker;
+- floor (context for the p99, not the ratio): the same 50 tasks sending an update that does
+  nothing to 200 empty workflows on the same server and worker: what an update costs here
+  before any product code runs. With 50 clients each waiting for its answer before the next,
+  p99 cannot be lower than this.
 
 Prints both rates and the JSON line
 {"bench": "api_actions", "ours": actions_per_s, "baseline": updates_per_s, "unit": "per s",
@@ -31,6 +35,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from temporalio import workflow
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
@@ -49,8 +54,29 @@ from sebaya.settings import Settings, temporal_cli_path
 from web import auth
 from workflows import ALL_WORKFLOWS
 from workflows.pairing import PairingWorkflow
+from workflows.search_attributes import server_args
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+# Not sandboxed, like the lifecycle bench's baseline: the floor measures the server and the
+# SDK's update round trip, not our workflow code.
+@workflow.defn(sandboxed=False)
+class EmptyWorkflow:
+    def __init__(self) -> None:
+        self._done = False
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: self._done)
+
+    @workflow.update
+    async def touch(self, n: int) -> int:
+        return n
+
+    @workflow.signal
+    def finish(self) -> None:
+        self._done = True
 TOPICS = ["keterampilan IT", "karier"]
 
 
@@ -110,7 +136,9 @@ async def main(n: int, clients: int, rounds: int) -> None:
             dev_server_existing_path=str(temporal_cli_path()),
             dev_server_extra_args=["--dynamic-config-value",
                                    "frontend.WorkflowTimeSkippingEnabled=true",
-                                   "--log-level", "error"],
+                                   # Unregistered, every pairing's task that sets them fails
+                                   # and is retried: both sides would measure retries.
+                                   "--log-level", "error", *server_args()],
             data_converter=pydantic_data_converter,
         )
         async with env:
@@ -123,7 +151,7 @@ async def main(n: int, clients: int, rounds: int) -> None:
                      "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
                      "SEBAYA_TASK_QUEUE": queue, "SEBAYA_WEB_SECRET": uuid.uuid4().hex,
                      "SEBAYA_LOG_LEVEL": "WARNING", "SEBAYA_WEB_POOL_SIZE": "30"})
-            worker = Worker(env.client, task_queue=queue, workflows=ALL_WORKFLOWS,
+            worker = Worker(env.client, task_queue=queue, workflows=[*ALL_WORKFLOWS, EmptyWorkflow],
                             activities=build_worker_activities(
                                 pool, build_registry(), Settings(), client=env.client,
                                 channel=LogChannel()),
@@ -132,6 +160,23 @@ async def main(n: int, clients: int, rounds: int) -> None:
                 via_api = await start_pairings(env.client, queue, n, "a")
                 bare = await start_pairings(env.client, queue, n, "b")
                 meeting_no: dict[str, int] = {}
+
+                # --- floor: an update that does nothing, same server, worker and clients ----
+                empties = await asyncio.gather(*(
+                    env.client.start_workflow(EmptyWorkflow.run, id=f"empty-{uuid.uuid4()}",
+                                              task_queue=queue) for _ in range(n)))
+
+                async def empty_act(handle: Any, what: str, round_no: int) -> float:
+                    began = time.perf_counter()
+                    await handle.execute_update(EmptyWorkflow.touch, round_no)
+                    return (time.perf_counter() - began) * 1000
+
+                floor, floor_latencies = await drive(clients, empties, rounds, empty_act)
+                floor_p99 = quantiles(floor_latencies, n=100)[98]
+                print(f"floor: {floor:.1f} empty updates/s ({clients} concurrent, "
+                      f"p50 {quantiles(floor_latencies, n=100)[49]:.0f} ms, "
+                      f"p99 {floor_p99:.0f} ms)", flush=True)
+                await asyncio.gather(*(h.signal(EmptyWorkflow.finish) for h in empties))
 
                 # --- baseline: the same updates from a bare Temporal client ------------------
                 async def bare_act(p: Any, what: str, round_no: int) -> float:
@@ -214,7 +259,8 @@ async def main(n: int, clients: int, rounds: int) -> None:
     print(json.dumps({"bench": "api_actions", "ours": round(ours, 2),
                       "baseline": round(baseline, 2), "unit": "per s",
                       "ratio": round(ours / baseline, 3), "p99_ms": round(p99, 1),
-                      "baseline_p99_ms": round(bare_p99, 1)}))
+                      "baseline_p99_ms": round(bare_p99, 1), "floor_per_s": round(floor, 2),
+                      "floor_p99_ms": round(floor_p99, 1)}))
 
 
 if __name__ == "__main__":
