@@ -132,6 +132,7 @@ def build_worker(
         activity_executor=activity_executor,
         interceptors=[ActivityContextInterceptor(), UpdateRefusalMetrics()],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        max_cached_workflows=settings.worker_max_cached_workflows,
     )
 
 

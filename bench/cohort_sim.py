@@ -165,6 +165,11 @@ def main() -> None:
     clock = Clock()
     with tempfile.TemporaryDirectory(prefix="sebaya-cohort-bench-") as state_dir:
         os.environ["SEBAYA_STATE_DIR"] = state_dir
+        # Every running pairing acts every simulated week: with fewer cached than running
+        # (the SDK's 1,000 against ~6,400 pairings at 10,000 people) each task would replay
+        # its pairing's whole history. The worker inherits this environment.
+        os.environ.setdefault("SEBAYA_WORKER_MAX_CACHED_WORKFLOWS",
+                              str(max(1000, args.people)))
         settings = Settings(state_dir=Path(state_dir))
         stack = DevStack(settings, report=clock.say)
         try:

@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     anchor_dir: Path | None = Field(default=None, validation_alias="SEBAYA_ANCHOR_DIR")
     # host:port for the worker's Prometheus endpoint; None serves no metrics.
     metrics_address: str | None = Field(default=None, validation_alias="SEBAYA_METRICS_ADDRESS")
+    # Workflows the worker keeps in memory between tasks (the SDK's default). A pairing evicted
+    # from the cache replays its whole history on its next task: fine with real weeks between
+    # tasks, costly when a simulation makes thousands of pairings act every few seconds
+    # (docs/performance.md). About 1 MB each.
+    worker_max_cached_workflows: int = Field(
+        default=1000, ge=0, validation_alias="SEBAYA_WORKER_MAX_CACHED_WORKFLOWS"
+    )
     # "id:base64key,..." (first = active) for encrypting Temporal payloads; None = plaintext.
     payload_keys: SecretStr | None = Field(default=None, validation_alias="SEBAYA_PAYLOAD_KEYS")
 
