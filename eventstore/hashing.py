@@ -201,9 +201,10 @@ def event_hash(
 class EnvelopeParts:
     """The canonical envelope split around the ``prev_hash`` value.
 
-    An append knows everything but the previous hash before it reaches the stream lock, so the
-    client builds these two texts and the database links them: ``sha256(head + '"' + prev_hash
-    + '"' + tail)``, exactly :meth:`link`. Keys sort as event_id < metadata < payload <
+    An append knows everything but the previous hash before it reaches the stream queue, so the
+    client builds these two texts and whoever knows the stream's head links them:
+    ``sha256(head + '"' + prev_hash + '"' + tail)``, exactly :meth:`link` (the client itself with
+    :func:`link_batch` when it knows the head, else ``eventstore_append_v2`` in the database). Keys sort as event_id < metadata < payload <
     prev_hash < schema_version < stream_id < type < version, which puts prev_hash between the
     two halves.
     """
@@ -239,6 +240,18 @@ class EnvelopeParts:
         """The event's hash given the previous event's hash."""
         text = self.head + canonical_json(prev_hash) + self.tail
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def link_batch(parts: list[EnvelopeParts], prev_hash: str) -> list[str]:
+    """The hashes of consecutive events, the first linked to ``prev_hash``: what
+    ``eventstore_append_v2`` computes in the database, done by the client that knows the head.
+    Hashes are 64 hex digits, so a hash's canonical JSON is the hash in quotes."""
+    hashes = []
+    for part in parts:
+        prev_hash = hashlib.sha256(
+            (part.head + '"' + prev_hash + '"' + part.tail).encode("utf-8")).hexdigest()
+        hashes.append(prev_hash)
+    return hashes
 
 
 def _canonical_uuid(value: UUID | str) -> str:
