@@ -215,9 +215,9 @@ class EnvelopeParts:
     An append knows everything but the previous hash before it reaches the stream queue, so the
     client builds these two texts and whoever knows the stream's head links them:
     ``sha256(head + '"' + prev_hash + '"' + tail)``, exactly :meth:`link` (the client itself with
-    :func:`link_batch` when it knows the head, else ``eventstore_append_v2`` in the database). Keys sort as event_id < metadata < payload <
-    prev_hash < schema_version < stream_id < type < version, which puts prev_hash between the
-    two halves.
+    :func:`link_batch` when it knows the head, else ``eventstore_append_v2`` in the database).
+    Keys sort as event_id < metadata < payload < prev_hash < schema_version < stream_id < type <
+    version, which puts prev_hash between the two halves.
     """
 
     head: str
