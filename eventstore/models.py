@@ -66,17 +66,18 @@ class EventMetadata(BaseModel):
     def canonical_json(self) -> str:
         """``canonical_json(self.to_document())``, spelled out because it runs for every
         appended event (tests hold the two equal)."""
-        values = (
-            ("actor", self.actor),
-            ("causation_id", self.causation_id),
-            ("correlation_id", self.correlation_id),
-            ("occurred_at", canonical_timestamp(self.occurred_at)),
-            ("run_id", self.run_id),
-            ("workflow_id", self.workflow_id),
-        )  # keys in code point order
-        members = [f'"{key}":{encode_json_string(value)}' for key, value in values
-                   if value is not None]
-        text = "{" + ",".join(members) + "}"
+        # Keys in code point order; actor and occurred_at are always set.
+        text = '{"actor":' + encode_json_string(self.actor)
+        if self.causation_id is not None:
+            text += ',"causation_id":' + encode_json_string(self.causation_id)
+        if self.correlation_id is not None:
+            text += ',"correlation_id":' + encode_json_string(self.correlation_id)
+        text += ',"occurred_at":"' + canonical_timestamp(self.occurred_at) + '"'
+        if self.run_id is not None:
+            text += ',"run_id":' + encode_json_string(self.run_id)
+        if self.workflow_id is not None:
+            text += ',"workflow_id":' + encode_json_string(self.workflow_id)
+        text += "}"
         if "\\u0000" in text or not text.isascii():
             # Rare: let the general encoder refuse U+0000 (escaped as \u0000 by now) and lone
             # surrogates; an innocent literal "\u0000" also lands here and encodes the same.

@@ -33,6 +33,8 @@ class EventRegistry:
         self._models: dict[str, dict[int, type[BaseModel]]] = {}
         self._names: dict[type[BaseModel], tuple[str, int]] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
+        # name -> (latest version, its model): looked up for every appended event.
+        self._latest: dict[str, tuple[int, type[BaseModel]]] = {}
 
     def register(self, model_cls: M, *, name: str | None = None,
                  version: int | None = None) -> M:
@@ -59,6 +61,8 @@ class EventRegistry:
             )
         versions[version] = model_cls
         self._names[model_cls] = (name, version)
+        latest = max(versions)
+        self._latest[name] = (latest, versions[latest])
         return model_cls
 
     def register_upcaster(self, name: str, from_version: int, fn: Upcaster) -> None:
@@ -86,15 +90,19 @@ class EventRegistry:
     def normalised_payload(self, new_event: NewEvent) -> dict[str, Any]:
         """The payload :meth:`validate` would put in the returned event (same errors)."""
         name = new_event.type
-        latest = self.latest_version(name)
+        known = self._latest.get(name)
+        if known is None:
+            self._versions(name)  # raises UnknownEventType, listing the registered types
+        latest, model_cls = known  # type: ignore[misc]
         if new_event.schema_version != latest:
             raise InvalidEventPayload(name, [(
                 "schema_version",
                 f"{name} is written at schema version {latest}, "
                 f"not {new_event.schema_version} (older versions are read-only)",
             )])
-        model = self._validated(name, self._models[name][latest], new_event.payload)
-        return model.model_dump(mode="json")
+        model = self._validated(name, model_cls, new_event.payload)
+        # model_dump(mode="json") without the wrapper's keyword handling (same result).
+        return model.__pydantic_serializer__.to_python(model, mode="json")
 
     def decode(self, recorded: RecordedEvent) -> BaseModel:
         """The stored event as an instance of its type's latest model, upcasting old versions

@@ -32,10 +32,12 @@ from eventstore.errors import (
     WrongExpectedVersion,
 )
 from eventstore.hashing import (
+    GENESIS_HASH,
     CanonicalFormError,
     EnvelopeParts,
     canonical_json,
     canonical_json_of_document,
+    link_batch,
 )
 from eventstore.models import (
     MAX_STREAM_ID_LENGTH,
@@ -60,12 +62,15 @@ _EVENT_COLUMNS = (
     "payload::text AS payload, metadata::text AS metadata, recorded_at, prev_hash, hash"
 )
 
-# One round trip: queue on and lock (or create) the stream, link the chain, insert, move the head.
-# See eventstore_append() in migrations/0001_events.sql.
+# One round trip: queue on the stream, check (or create) its head, link the chain unless the
+# client did, insert, move the head. See migrations/0032_append_linked_by_client.sql.
 _APPEND = (
-    "SELECT tx_id, global_position, version "
-    "FROM eventstore_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    "SELECT tx_id, global_position, version, hash "
+    "FROM eventstore_append_v2($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 )
+
+#: How many stream heads a store remembers for linking appends itself (about 100 bytes each).
+_KNOWN_HEADS_LIMIT = 10_000
 
 _FIND_IDS = """
 SELECT event_id, stream_id, version, tx_id, global_position
@@ -93,7 +98,7 @@ _VERIFY_COLUMNS = (
 @dataclass(frozen=True, slots=True)
 class _Batch:
     """An append, validated and serialised: everything but the hash links, which need the
-    stream's head and so are made by the database under the stream lock."""
+    stream's head (known to the client, or else read by the database under the stream queue)."""
 
     stream_id: str
     expected_version: int
@@ -109,12 +114,14 @@ class _Batch:
     def versions(self) -> list[int]:
         return [self.expected_version + i for i in range(1, len(self.event_ids) + 1)]
 
-    def arguments(self) -> tuple[Any, ...]:
-        """The parameters of eventstore_append()."""
+    def arguments(self, known_head: str | None) -> tuple[Any, ...]:
+        """The parameters of eventstore_append_v2(); with ``known_head`` (the hash of the
+        event at the expected version, or the genesis hash) the batch comes linked."""
+        hashes = None if known_head is None else link_batch(self.parts, known_head)
         return (
             self.stream_id, self.expected_version, self.event_ids, self.types,
             self.schema_versions, self.payloads, self.metadata, self.occurred_at,
-            [part.head for part in self.parts], [part.tail for part in self.parts],
+            [part.tail for part in self.parts], known_head, hashes,
         )
 
 
@@ -137,6 +144,11 @@ class EventStore:
         self._registry = registry
         self._max_payload_bytes = max_payload_bytes
         self._owns_pool = False
+        # stream id -> (version, hash) of an event this store appended or read. A hint only:
+        # a committed event's hash never changes, and the database uses a hint only if it is
+        # the stream's head at the expected version (else it links the batch itself). Wrong
+        # only for an append inside a caller's transaction that then rolled back: harmless.
+        self._known_heads: dict[str, tuple[int, str]] = {}
 
     @classmethod
     async def connect(
@@ -291,18 +303,31 @@ class EventStore:
         return _Batch(stream_id, expected_version, ids, types, schema_versions, payloads,
                       metadata, occurred_at, parts)
 
+    def _known_head(self, stream_id: str, version: int) -> str | None:
+        """The hash of the stream's event at ``version``, if this store knows it."""
+        if version == 0:
+            return GENESIS_HASH
+        known = self._known_heads.get(stream_id)
+        return known[1] if known is not None and known[0] == version else None
+
+    def _remember_head(self, stream_id: str, version: int, event_hash: str) -> None:
+        if len(self._known_heads) >= _KNOWN_HEADS_LIMIT and stream_id not in self._known_heads:
+            self._known_heads.clear()  # crude, but a miss only costs linking in the database
+        self._known_heads[stream_id] = (version, event_hash)
+
     async def _append(
         self, conn: asyncpg.Connection, batch: _Batch, *, nested: bool
     ) -> AppendResult:
+        arguments = batch.arguments(self._known_head(batch.stream_id, batch.expected_version))
         for attempt in range(2):
             try:
                 if nested:
                     # A savepoint, so a refused insert does not abort the caller's transaction.
                     async with conn.transaction():
-                        rows = await conn.fetch(_APPEND, *batch.arguments())
+                        rows = await conn.fetch(_APPEND, *arguments)
                 else:
                     # A single statement is its own transaction: no BEGIN/COMMIT round trips.
-                    rows = await conn.fetch(_APPEND, *batch.arguments())
+                    rows = await conn.fetch(_APPEND, *arguments)
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name == "events_event_id_key":
                     return await self._resolve(conn, batch)
@@ -316,8 +341,9 @@ class EventStore:
                 # caller's transaction that later rolls back this overcounts, which is rare.
                 for event_type, count in Counter(batch.types).items():
                     events_appended(event_type, count)
-                positions = [Position(r["tx_id"], r["global_position"])
-                             for r in sorted(rows, key=lambda r: r["version"])]
+                rows = sorted(rows, key=lambda r: r["version"])
+                positions = [Position(r["tx_id"], r["global_position"]) for r in rows]
+                self._remember_head(batch.stream_id, rows[-1]["version"], rows[-1]["hash"])
                 # Built from database integers: nothing to validate.
                 return AppendResult.model_construct(
                     stream_id=batch.stream_id,
@@ -403,6 +429,9 @@ class EventStore:
                 "AND ($3::bigint IS NULL OR version <= $3) ORDER BY version",
                 stream_id, from_version, to_version,
             )
+        if rows:
+            # The usual next step is an append at the last version read: it can come linked.
+            self._remember_head(stream_id, rows[-1]["version"], rows[-1]["hash"])
         return [_recorded(row) for row in rows]
 
     async def read_stream_as_of(self, stream_id: str, as_of: datetime) -> list[RecordedEvent]:

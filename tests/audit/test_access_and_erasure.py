@@ -65,12 +65,14 @@ async def test_auditor_cannot_read_personal_data(
         "SELECT * FROM eventstore_append('x', 0, ARRAY[]::uuid[], ARRAY[]::text[], "
         "ARRAY[]::int[], ARRAY[]::text[], ARRAY[]::text[], ARRAY[]::timestamptz[], "
         "ARRAY[]::text[], ARRAY[]::text[])",
+        "SELECT * FROM eventstore_append_v2('x', 0, ARRAY[gen_random_uuid()], ARRAY['T'], "
+        "ARRAY[1], ARRAY['{}'], ARRAY['{}'], ARRAY[now()], ARRAY[','], NULL, NULL)",
         "UPDATE pairing_view SET phase = 'completed'",
         "DELETE FROM projection_checkpoints",
         "TRUNCATE cohort_view",
         "UPDATE participants SET name = 'x'",
     ],
-    ids=["insert", "update", "delete", "move-head", "append", "view", "checkpoint",
+    ids=["insert", "update", "delete", "move-head", "append", "append-v2", "view", "checkpoint",
          "truncate", "participants"],
 )
 async def test_auditor_cannot_write(

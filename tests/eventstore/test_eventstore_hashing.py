@@ -18,6 +18,7 @@ from eventstore import EventMetadata, EventStore, InvalidAppend, NewEvent
 from eventstore.hashing import (
     GENESIS_HASH,
     CanonicalFormError,
+    _needs_exact_encoder,
     canonical_json,
     canonical_json_of_document,
     canonical_number,
@@ -263,8 +264,36 @@ def test_the_fast_encoder_equals_the_exact_one_on_string_keyed_documents() -> No
         assert canonical_json_of_document(document) == canonical_json(document)
 
 
+def _without_nulls(value: Any) -> Any:
+    if value is None:
+        return 0
+    if isinstance(value, dict):
+        return {key: _without_nulls(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
+
+
+def test_the_fast_encoder_equals_the_exact_one_without_nulls() -> None:
+    """Any null sends a document the exact way (orjson writes NaN as null), so the documents
+    above rarely test the fast path itself."""
+    rng = random.Random(20261207)
+    for _ in range(3000):
+        document = {"k": _without_nulls(_random_document(rng))}
+        assert canonical_json_of_document(document) == canonical_json(document)
+
+
+def test_uuid_texts_stay_on_the_fast_path() -> None:
+    # "4e-8" inside a UUID looks like a float exponent to a careless pattern.
+    document = {"run_id": "3f2c9a4e-8d1b-4c55-9a7e-0c1d2e3f4a5b", "n": [1, 2.5], "m": "1e-3"}
+    text = canonical_json_of_document(document)
+    assert text == canonical_json(document)
+    assert not _needs_exact_encoder(text)
+
+
 @pytest.mark.parametrize("bad", [{"a": "x\x00y"}, {"a\x00": 1}, {"a": float("nan")},
-                                 {"a": float("inf")}, {"a": "\ud800"}])
+                                 {"a": float("inf")}, {"a": "\ud800"}, {"a": [float("nan")]},
+                                 {"a": {1: "x"}}])
 def test_the_fast_encoder_refuses_what_the_exact_one_refuses(bad: dict[str, Any]) -> None:
     with pytest.raises(CanonicalFormError):
         canonical_json(bad)
