@@ -201,7 +201,13 @@ class CohortSimulation:
         # the cohort's clock meets the pairings where they are. Pairings wait at the horizon;
         # the cohort moves a week once every running pairing is waiting there (or done).
         self._horizon = datetime.min.replace(tzinfo=UTC)
-        self._turn = asyncio.Condition()
+        # Set (and replaced) when the horizon moves: wakes every parked pairing once.
+        self._week_opened = asyncio.Event()
+        # Set when a pairing parks, queues its ending or finishes: wakes the cohort's loop.
+        # Two events rather than one condition: a pairing that parks wakes only the cohort,
+        # not every other parked pairing (which, under a condition, each woke all the others
+        # again, a storm that grew with the square of the pairings and stalled large runs).
+        self._changed = asyncio.Event()
         self._parked: set[str] = set()  # waiting for the horizon to pass their next step
         self._ending: set[str] = set()  # waiting for the cohort's loop to run their ending
         # Actions that end a pairing, run by the cohort's loop in pairing-id order (below).
@@ -212,12 +218,11 @@ class CohortSimulation:
     async def _advance_to(self, handle: WorkflowHandle[Any, Any], target: datetime,
                           pairing_id: str | None = None) -> None:
         if pairing_id is not None:
-            async with self._turn:
-                while target > self._horizon:
-                    self._parked.add(pairing_id)
-                    self._turn.notify_all()
-                    await self._turn.wait()
-                self._parked.discard(pairing_id)
+            while target > self._horizon:
+                self._parked.add(pairing_id)
+                self._changed.set()
+                await self._week_opened.wait()
+            self._parked.discard(pairing_id)
         try:
             await self._move_clock(handle, target)
         except RPCError as exc:
@@ -356,13 +361,15 @@ class CohortSimulation:
             # then move the cohort's clock: exits reach it as signals, rematches and the end
             # of the rematch window happen on its own timers.
             clock += timedelta(weeks=1)
-            async with self._turn:
-                self._horizon = clock
-                # Everyone waiting for the horizon is released: until each has lived the new
-                # week and parked again (or finished), the week is not over.
-                self._parked.clear()
-                self._turn.notify_all()
-                await self._turn.wait_for(self._all_parked)
+            self._horizon = clock
+            # Everyone waiting for the horizon is released: until each has lived the new
+            # week and parked again (or finished), the week is not over.
+            self._parked.clear()
+            opened, self._week_opened = self._week_opened, asyncio.Event()
+            opened.set()
+            while not self._all_parked():
+                self._changed.clear()
+                await self._changed.wait()
             self._check_failures()
             await self._run_endings(handle, clock)
             self._check_failures()
@@ -391,10 +398,9 @@ class CohortSimulation:
         arrive; run concurrently, the pairings that end in the same week would race, and the
         cohort's stream (and what follows: rematches) would differ from run to run."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        async with self._turn:
-            self._endings.append(_Ending(pairing_id, target, action, done))
-            self._ending.add(pairing_id)
-            self._turn.notify_all()
+        self._endings.append(_Ending(pairing_id, target, action, done))
+        self._ending.add(pairing_id)
+        self._changed.set()
         try:
             await done
         finally:
@@ -598,8 +604,7 @@ class CohortSimulation:
         except _Closed:
             pass  # ended from outside (HR, operations) while this pair was mid-week
         finally:
-            async with self._turn:
-                self._turn.notify_all()  # a finished pairing no longer holds the week back
+            self._changed.set()  # a finished pairing no longer holds the week back
 
     async def _live_pairing(self, pairing_id: str) -> None:
         """One pairing's story, from wherever its workflow is: every step is chosen from the
