@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -199,7 +199,7 @@ class FaultInjector:
                 await asyncio.sleep(0.01)  # polling the table for the marker, not a timer
         finally:
             await conn.close()
-        return "no append seen in 20 s: nothing killed"
+        return await self._kill_random(admin_dsn, stop, "no append seen in 20 s: ")
 
     async def _kill_after_delivery(self, admin_dsn: str, stop: asyncio.Event) -> str:
         mail_dir = self.stack.mail_dir
@@ -224,13 +224,15 @@ class FaultInjector:
                 return (f"worker {pid} after {key} reached the catcher "
                         f"({'before' if window else 'after'} its sent mark)")
             await asyncio.sleep(0.005)  # polling the catcher's folder, not a timer
-        return "no delivery seen in 30 s: nothing killed"
+        return await self._kill_random(admin_dsn, stop, "no delivery seen in 30 s: ")
 
-    async def _kill_random(self, admin_dsn: str, stop: asyncio.Event) -> str:
+    async def _kill_random(self, admin_dsn: str, stop: asyncio.Event, why: str = "") -> str:
+        # Also the fallback of a kill whose marker did not come, so the run has as many
+        # kills as planned (the quiet stretch is itself a moment like any other).
         pid = await self._kill_worker()
         self.faults["kill_random"] += 1
         await self._up()
-        return f"worker {pid}"
+        return f"{why}worker {pid}"
 
     async def _second_worker(self, admin_dsn: str, stop: asyncio.Event) -> str:
         if self._extra:
@@ -346,24 +348,30 @@ def _delivery_key(path: Path) -> str | None:
 # --- one run --------------------------------------------------------------------------------
 
 
-async def run_once(state_dir: Path, config: ChaosConfig, *, chaos: bool, say: Say) -> tuple[
-        RunOutcome, FaultInjector | None]:
-    """The cohort on a fresh embedded stack in ``state_dir``, with or without faults."""
-    from sebaya.bootstrap import open_infrastructure
-
+@contextlib.asynccontextmanager
+async def embedded_stack(state_dir: Path, say: Say) -> AsyncIterator[tuple[Settings, DevStack]]:
+    """A fresh embedded stack (with its worker) in ``state_dir``, stopped on exit."""
     settings = Settings(**{  # type: ignore[arg-type]
         "SEBAYA_STATE_DIR": state_dir, "SEBAYA_DATABASE_URL": None, "TEMPORAL_ADDRESS": None,
         "SEBAYA_LOG_LEVEL": "WARNING"})
     stack = DevStack(settings, report=lambda line: _log.info("chaos.stack", line=line))
-    began = time.monotonic()
-    say(f"{'chaos' if chaos else 'reference'} run: starting a stack in {state_dir}")
-    await asyncio.to_thread(lambda: stack.up(worker=True))
-    injector = FaultInjector(stack, config, say) if chaos else None
+    say(f"starting a stack in {state_dir}")
     try:
-        async with open_infrastructure(settings) as infra:
-            outcome = await _drive(infra, stack, config, injector, say)
+        await asyncio.to_thread(lambda: stack.up(worker=True))
+        yield settings, stack
     finally:
         await asyncio.to_thread(stack.down)
+
+
+async def run_once(settings: Settings, stack: DevStack, config: ChaosConfig, *, chaos: bool,
+                   say: Say) -> tuple[RunOutcome, FaultInjector | None]:
+    """The cohort on a started stack, with or without faults."""
+    from sebaya.bootstrap import open_infrastructure
+
+    began = time.monotonic()
+    injector = FaultInjector(stack, config, say) if chaos else None
+    async with open_infrastructure(settings) as infra:
+        outcome = await _drive(infra, stack, config, injector, say)
     outcome.seconds = round(time.monotonic() - began, 1)
     return outcome, injector
 
@@ -537,11 +545,28 @@ def compare(reference: RunOutcome, chaos: RunOutcome) -> dict[str, int]:
 
 async def run_chaos(config: ChaosConfig, say: Say = print) -> dict[str, Any]:
     """Reference run, chaos run, comparison; the JSON-ready summary."""
+    def tagged(tag: str) -> Say:
+        return lambda line: say(f"[{tag}] {line}")
+
     with contextlib.ExitStack() as cleanup:
         base = config.work_dir or Path(cleanup.enter_context(
             tempfile.TemporaryDirectory(prefix="sebaya-chaos-")))
-        reference, _ = await run_once(base / "reference", config, chaos=False, say=say)
-        chaos, injector = await run_once(base / "chaos", config, chaos=True, say=say)
+        # The stacks start one after the other (each picks its free ports when it starts),
+        # then both cohorts run at once: they share nothing but the machine, and the wall time
+        # is the slower run's instead of the sum.
+        async with contextlib.AsyncExitStack() as stacks:
+            ref_settings, ref_stack = await stacks.enter_async_context(
+                embedded_stack(base / "reference", tagged("reference")))
+            chaos_settings, chaos_stack = await stacks.enter_async_context(
+                embedded_stack(base / "chaos", tagged("chaos")))
+            # A task group: a run that fails stops the other instead of leaving it running.
+            async with asyncio.TaskGroup() as runs:
+                ref_run = runs.create_task(run_once(
+                    ref_settings, ref_stack, config, chaos=False, say=tagged("reference")))
+                chaos_run = runs.create_task(run_once(
+                    chaos_settings, chaos_stack, config, chaos=True, say=tagged("chaos")))
+        reference, _ = ref_run.result()
+        chaos, injector = chaos_run.result()
     assert injector is not None
     anomalies = compare(reference, chaos)
     in_window = sum(1 for key, caught in chaos.mail_per_key.items()
@@ -559,7 +584,7 @@ async def run_chaos(config: ChaosConfig, say: Say = print) -> dict[str, Any]:
         "anomalies": anomalies,
         "anomaly_total": sum(anomalies.values()),
         "redelivered_in_documented_window": in_window,
-        "simulator_retries": chaos.retried,
+        "simulator_retries": {"reference": reference.retried, "chaos": chaos.retried},
         "seconds": {"reference": reference.seconds, "chaos": chaos.seconds},
         "details": {
             "version_gaps": chaos.version_gaps[:10],
