@@ -89,6 +89,11 @@ class RunOutcome:
     projection_mismatches: list[str]
     retried: dict[str, int]
     seconds: float
+    # key -> whether quiet hours defer it at the time its decision was taken in this run
+    # (the product's rule, applied to this run's own decision time)
+    deferred_by_rule: dict[str, bool] = field(default_factory=dict)
+    # failed deliveries sent by the end-of-run sweep (what the worker's sweep does later)
+    resent_at_end: int = 0
 
 
 # --- people ---------------------------------------------------------------------------------
@@ -404,7 +409,9 @@ async def _drive(infra: Any, stack: DevStack, config: ChaosConfig,
         await projector
     say(f"cohort finished: {result.launched} pairings, {result.completed} completed, "
         f"{result.exited} exited, {result.rematched} rematched")
+    resent = await _send_failed_now(infra, stack)
     outcome = await _read_back(infra, stack, config.cohort_id)
+    outcome.resent_at_end = resent
     outcome.result = {"launched": result.launched, "completed": result.completed,
                       "exited": result.exited, "rematched": result.rematched}
     outcome.retried = dict(sim.log.retried)
@@ -462,11 +469,59 @@ async def _read_back(infra: Any, stack: DevStack, cohort_id: str) -> RunOutcome:
     after = await _views(pool)
     mismatches = [f"{view}: {len(before[view] ^ after[view])} rows differ"
                   for view in VIEWS if before[view] != after[view]]
-    return RunOutcome(result={}, streams=streams, phases=phases,
+    deferred_by_rule = await _deferred_by_rule(pool, cohort_id)
+    return RunOutcome(result={}, streams=streams, phases=phases, deferred_by_rule=deferred_by_rule,
                       duplicated_events=int(duplicated), version_gaps=gaps,
                       chain_problems=chain_problems, deliveries=deliveries, by_email=by_email,
                       mail_per_key=mail, projection_mismatches=mismatches, retried={},
                       seconds=0.0)
+
+
+async def _send_failed_now(infra: Any, stack: DevStack) -> int:
+    """The retry of every ``failed`` delivery, through the stack's catcher: what the worker's
+    background sweep does five minutes after a failed attempt (delivery/dispatch.py), done at
+    once because a run can end sooner. Deliveries still not sent after it are anomalies."""
+    from sebaya.bootstrap import build_notifier
+
+    record = read_stack_record(stack.state_dir)
+    assert record is not None and record.mail is not None
+    settings = infra.settings.model_copy(update={
+        "smtp_host": record.mail.host, "smtp_port": record.mail.port, "smtp_tls": "none"})
+    notifier = build_notifier(infra.pool, infra.registry, settings, retry_every=None)
+    try:
+        result = await _retry_db(notifier.dispatcher.retry)
+    finally:
+        await notifier.aclose()
+    return int(result.sent)
+
+
+async def _deferred_by_rule(pool: asyncpg.Pool, cohort_id: str) -> dict[str, bool]:
+    """For each delivery decided by an event of this run: whether quiet hours defer it at
+    that event's time (``delivery.quiet_hours.deliver_at``, the recipient's zone, else the
+    program's, and the program's working hours), i.e. what the product should have done."""
+    from adapters.roster import load_program
+    from delivery.dispatch import COORDINATOR_PREFIX
+    from delivery.quiet_hours import NEVER_DEFERRED, WorkingHours, deliver_at
+
+    program = await load_program(pool, cohort_id)
+    opens, closes = program.notifications.working_hours
+    hours = WorkingHours(opens=opens, closes=closes)
+    zones = {r["employee_id"]: r["timezone"] for r in await pool.fetch(
+        "SELECT employee_id, timezone FROM participants WHERE timezone IS NOT NULL")}
+    rows = await pool.fetch(
+        "SELECT d.idempotency_key, d.recipient, d.template, e.occurred_at FROM deliveries d "
+        "JOIN events e ON e.event_id::text = split_part(d.idempotency_key, ':', 1)")
+    rule = {}
+    for row in rows:
+        if row["template"] in NEVER_DEFERRED:
+            rule[row["idempotency_key"]] = False
+            continue
+        zone = zones.get(row["recipient"]) or (
+            program.ground_rules.timezone if row["recipient"].startswith(COORDINATOR_PREFIX)
+            else None)
+        rule[row["idempotency_key"]] = zone is not None and deliver_at(
+            row["occurred_at"], zone, hours) is not None
+    return rule
 
 
 async def _retry_db(call: Callable[[], Any]) -> Any:
@@ -490,6 +545,19 @@ async def _views(pool: asyncpg.Pool) -> dict[str, set[str]]:
 
 
 # --- the comparison -------------------------------------------------------------------------
+
+
+def decided_across_a_window(reference: RunOutcome, chaos: RunOutcome) -> list[str]:
+    """Deliveries deferred in one run and sent in the other, each as quiet hours say at that
+    run's own decision time. Virtual time runs with the wall clock between the simulator's
+    moves, so a decision that the fault run's retries delayed by seconds can fall on the
+    other side of a window's opening: the product deciding right both times, not a trace of
+    a fault. Anything else that differs is an anomaly."""
+    return sorted(
+        key for key, status in reference.deliveries.items()
+        if {status, chaos.deliveries.get(key)} == {"deferred", "sent"}
+        and all(run.deferred_by_rule.get(key) == (run.deliveries[key] == "deferred")
+                for run in (reference, chaos)))
 
 
 def compare(reference: RunOutcome, chaos: RunOutcome) -> dict[str, int]:
@@ -521,9 +589,10 @@ def compare(reference: RunOutcome, chaos: RunOutcome) -> dict[str, int]:
     # once, or more than once with a single Message-ID (the documented window).
     anomalies["deliveries_missing_or_extra"] += len(
         set(reference.deliveries) ^ set(chaos.deliveries))
+    across = set(decided_across_a_window(reference, chaos))
     anomalies["deliveries_with_other_status"] += sum(
         1 for k, s in reference.deliveries.items()
-        if k in chaos.deliveries and chaos.deliveries[k] != s)
+        if k in chaos.deliveries and chaos.deliveries[k] != s and k not in across)
     for key, status in chaos.deliveries.items():
         caught = chaos.mail_per_key.get(key, Counter())
         if status == "sent" and key in chaos.by_email and not caught:
@@ -584,12 +653,16 @@ async def run_chaos(config: ChaosConfig, say: Say = print) -> dict[str, Any]:
         "anomalies": anomalies,
         "anomaly_total": sum(anomalies.values()),
         "redelivered_in_documented_window": in_window,
+        "deferred_or_sent_by_decision_time": len(decided_across_a_window(reference, chaos)),
+        "failed_deliveries_resent_at_end": {"reference": reference.resent_at_end,
+                                            "chaos": chaos.resent_at_end},
         "simulator_retries": {"reference": reference.retried, "chaos": chaos.retried},
         "seconds": {"reference": reference.seconds, "chaos": chaos.seconds},
         "details": {
             "version_gaps": chaos.version_gaps[:10],
             "chain_problems": chaos.chain_problems[:10],
             "projection_mismatches": chaos.projection_mismatches,
+            "deferred_or_sent_by_decision_time": decided_across_a_window(reference, chaos),
             "fault_log": injector.log,
         },
     }
