@@ -65,7 +65,7 @@ CHAOS_PEOPLE ?= 400
 chaos: $(STAMP)
 	$(PY) -m sebaya.chaos --people $(CHAOS_PEOPLE)
 
-## The small fault-injection run as a test (24 people, a few minutes).
+## The small fault-injection run alone (it is also part of make test).
 chaos-test: $(STAMP)
 	$(VENV)/bin/pytest -q -p no:cacheprovider -m chaos tests/test_chaos.py
 

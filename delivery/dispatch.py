@@ -41,6 +41,11 @@ RETRY_FACTOR = 3
 # One send may take this long before it counts as a transient failure; well inside the
 # record_and_notify local activity's 30 s, so a slow provider never times the pairing out.
 SEND_DEADLINE = 20.0
+# Failures of the database connection itself (cut, server restarting, a protocol left
+# mid-operation by a cut): transient, unlike any other unexpected error while rendering.
+_CONNECTION_LOST = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                    asyncpg.exceptions.InternalClientError,
+                    asyncpg.exceptions.OperatorInterventionError)
 COORDINATOR_PREFIX = "coordinator:"
 
 # Adds to a rendered message before it is sent (e.g. a calendar invitation). May be async.
@@ -253,6 +258,11 @@ class Dispatcher:
             return failed(exc.reason, exc.permanent)
         except TimeoutError:
             return failed("send timed out", False)
+        except _CONNECTION_LOST as exc:
+            # The database went away while the message was being put together (the calendar
+            # attachment reads the pairing's events; a connection cut or a restart): nothing
+            # is wrong with the message, so it is retried, not given up on.
+            return failed(f"{type(exc).__name__}: {exc}", False)
         except Exception as exc:
             # A bug (a template error, an unexpected answer): retrying would fail the same way.
             log.exception("delivery failed unexpectedly", idempotency_key=key)

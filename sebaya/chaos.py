@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -89,6 +89,11 @@ class RunOutcome:
     projection_mismatches: list[str]
     retried: dict[str, int]
     seconds: float
+    # key -> whether quiet hours defer it at the time its decision was taken in this run
+    # (the product's rule, applied to this run's own decision time)
+    deferred_by_rule: dict[str, bool] = field(default_factory=dict)
+    # failed deliveries sent by the end-of-run sweep (what the worker's sweep does later)
+    resent_at_end: int = 0
 
 
 # --- people ---------------------------------------------------------------------------------
@@ -199,7 +204,7 @@ class FaultInjector:
                 await asyncio.sleep(0.01)  # polling the table for the marker, not a timer
         finally:
             await conn.close()
-        return "no append seen in 20 s: nothing killed"
+        return await self._kill_random(admin_dsn, stop, "no append seen in 20 s: ")
 
     async def _kill_after_delivery(self, admin_dsn: str, stop: asyncio.Event) -> str:
         mail_dir = self.stack.mail_dir
@@ -224,13 +229,15 @@ class FaultInjector:
                 return (f"worker {pid} after {key} reached the catcher "
                         f"({'before' if window else 'after'} its sent mark)")
             await asyncio.sleep(0.005)  # polling the catcher's folder, not a timer
-        return "no delivery seen in 30 s: nothing killed"
+        return await self._kill_random(admin_dsn, stop, "no delivery seen in 30 s: ")
 
-    async def _kill_random(self, admin_dsn: str, stop: asyncio.Event) -> str:
+    async def _kill_random(self, admin_dsn: str, stop: asyncio.Event, why: str = "") -> str:
+        # Also the fallback of a kill whose marker did not come, so the run has as many
+        # kills as planned (the quiet stretch is itself a moment like any other).
         pid = await self._kill_worker()
         self.faults["kill_random"] += 1
         await self._up()
-        return f"worker {pid}"
+        return f"{why}worker {pid}"
 
     async def _second_worker(self, admin_dsn: str, stop: asyncio.Event) -> str:
         if self._extra:
@@ -346,24 +353,30 @@ def _delivery_key(path: Path) -> str | None:
 # --- one run --------------------------------------------------------------------------------
 
 
-async def run_once(state_dir: Path, config: ChaosConfig, *, chaos: bool, say: Say) -> tuple[
-        RunOutcome, FaultInjector | None]:
-    """The cohort on a fresh embedded stack in ``state_dir``, with or without faults."""
-    from sebaya.bootstrap import open_infrastructure
-
+@contextlib.asynccontextmanager
+async def embedded_stack(state_dir: Path, say: Say) -> AsyncIterator[tuple[Settings, DevStack]]:
+    """A fresh embedded stack (with its worker) in ``state_dir``, stopped on exit."""
     settings = Settings(**{  # type: ignore[arg-type]
         "SEBAYA_STATE_DIR": state_dir, "SEBAYA_DATABASE_URL": None, "TEMPORAL_ADDRESS": None,
         "SEBAYA_LOG_LEVEL": "WARNING"})
     stack = DevStack(settings, report=lambda line: _log.info("chaos.stack", line=line))
-    began = time.monotonic()
-    say(f"{'chaos' if chaos else 'reference'} run: starting a stack in {state_dir}")
-    await asyncio.to_thread(lambda: stack.up(worker=True))
-    injector = FaultInjector(stack, config, say) if chaos else None
+    say(f"starting a stack in {state_dir}")
     try:
-        async with open_infrastructure(settings) as infra:
-            outcome = await _drive(infra, stack, config, injector, say)
+        await asyncio.to_thread(lambda: stack.up(worker=True))
+        yield settings, stack
     finally:
         await asyncio.to_thread(stack.down)
+
+
+async def run_once(settings: Settings, stack: DevStack, config: ChaosConfig, *, chaos: bool,
+                   say: Say) -> tuple[RunOutcome, FaultInjector | None]:
+    """The cohort on a started stack, with or without faults."""
+    from sebaya.bootstrap import open_infrastructure
+
+    began = time.monotonic()
+    injector = FaultInjector(stack, config, say) if chaos else None
+    async with open_infrastructure(settings) as infra:
+        outcome = await _drive(infra, stack, config, injector, say)
     outcome.seconds = round(time.monotonic() - began, 1)
     return outcome, injector
 
@@ -396,7 +409,9 @@ async def _drive(infra: Any, stack: DevStack, config: ChaosConfig,
         await projector
     say(f"cohort finished: {result.launched} pairings, {result.completed} completed, "
         f"{result.exited} exited, {result.rematched} rematched")
+    resent = await _send_failed_now(infra, stack)
     outcome = await _read_back(infra, stack, config.cohort_id)
+    outcome.resent_at_end = resent
     outcome.result = {"launched": result.launched, "completed": result.completed,
                       "exited": result.exited, "rematched": result.rematched}
     outcome.retried = dict(sim.log.retried)
@@ -454,11 +469,59 @@ async def _read_back(infra: Any, stack: DevStack, cohort_id: str) -> RunOutcome:
     after = await _views(pool)
     mismatches = [f"{view}: {len(before[view] ^ after[view])} rows differ"
                   for view in VIEWS if before[view] != after[view]]
-    return RunOutcome(result={}, streams=streams, phases=phases,
+    deferred_by_rule = await _deferred_by_rule(pool, cohort_id)
+    return RunOutcome(result={}, streams=streams, phases=phases, deferred_by_rule=deferred_by_rule,
                       duplicated_events=int(duplicated), version_gaps=gaps,
                       chain_problems=chain_problems, deliveries=deliveries, by_email=by_email,
                       mail_per_key=mail, projection_mismatches=mismatches, retried={},
                       seconds=0.0)
+
+
+async def _send_failed_now(infra: Any, stack: DevStack) -> int:
+    """The retry of every ``failed`` delivery, through the stack's catcher: what the worker's
+    background sweep does five minutes after a failed attempt (delivery/dispatch.py), done at
+    once because a run can end sooner. Deliveries still not sent after it are anomalies."""
+    from sebaya.bootstrap import build_notifier
+
+    record = read_stack_record(stack.state_dir)
+    assert record is not None and record.mail is not None
+    settings = infra.settings.model_copy(update={
+        "smtp_host": record.mail.host, "smtp_port": record.mail.port, "smtp_tls": "none"})
+    notifier = build_notifier(infra.pool, infra.registry, settings, retry_every=None)
+    try:
+        result = await _retry_db(notifier.dispatcher.retry)
+    finally:
+        await notifier.aclose()
+    return int(result.sent)
+
+
+async def _deferred_by_rule(pool: asyncpg.Pool, cohort_id: str) -> dict[str, bool]:
+    """For each delivery decided by an event of this run: whether quiet hours defer it at
+    that event's time (``delivery.quiet_hours.deliver_at``, the recipient's zone, else the
+    program's, and the program's working hours), i.e. what the product should have done."""
+    from adapters.roster import load_program
+    from delivery.dispatch import COORDINATOR_PREFIX
+    from delivery.quiet_hours import NEVER_DEFERRED, WorkingHours, deliver_at
+
+    program = await load_program(pool, cohort_id)
+    opens, closes = program.notifications.working_hours
+    hours = WorkingHours(opens=opens, closes=closes)
+    zones = {r["employee_id"]: r["timezone"] for r in await pool.fetch(
+        "SELECT employee_id, timezone FROM participants WHERE timezone IS NOT NULL")}
+    rows = await pool.fetch(
+        "SELECT d.idempotency_key, d.recipient, d.template, e.occurred_at FROM deliveries d "
+        "JOIN events e ON e.event_id::text = split_part(d.idempotency_key, ':', 1)")
+    rule = {}
+    for row in rows:
+        if row["template"] in NEVER_DEFERRED:
+            rule[row["idempotency_key"]] = False
+            continue
+        zone = zones.get(row["recipient"]) or (
+            program.ground_rules.timezone if row["recipient"].startswith(COORDINATOR_PREFIX)
+            else None)
+        rule[row["idempotency_key"]] = zone is not None and deliver_at(
+            row["occurred_at"], zone, hours) is not None
+    return rule
 
 
 async def _retry_db(call: Callable[[], Any]) -> Any:
@@ -482,6 +545,19 @@ async def _views(pool: asyncpg.Pool) -> dict[str, set[str]]:
 
 
 # --- the comparison -------------------------------------------------------------------------
+
+
+def decided_across_a_window(reference: RunOutcome, chaos: RunOutcome) -> list[str]:
+    """Deliveries deferred in one run and sent in the other, each as quiet hours say at that
+    run's own decision time. Virtual time runs with the wall clock between the simulator's
+    moves, so a decision that the fault run's retries delayed by seconds can fall on the
+    other side of a window's opening: the product deciding right both times, not a trace of
+    a fault. Anything else that differs is an anomaly."""
+    return sorted(
+        key for key, status in reference.deliveries.items()
+        if {status, chaos.deliveries.get(key)} == {"deferred", "sent"}
+        and all(run.deferred_by_rule.get(key) == (run.deliveries[key] == "deferred")
+                for run in (reference, chaos)))
 
 
 def compare(reference: RunOutcome, chaos: RunOutcome) -> dict[str, int]:
@@ -513,9 +589,10 @@ def compare(reference: RunOutcome, chaos: RunOutcome) -> dict[str, int]:
     # once, or more than once with a single Message-ID (the documented window).
     anomalies["deliveries_missing_or_extra"] += len(
         set(reference.deliveries) ^ set(chaos.deliveries))
+    across = set(decided_across_a_window(reference, chaos))
     anomalies["deliveries_with_other_status"] += sum(
         1 for k, s in reference.deliveries.items()
-        if k in chaos.deliveries and chaos.deliveries[k] != s)
+        if k in chaos.deliveries and chaos.deliveries[k] != s and k not in across)
     for key, status in chaos.deliveries.items():
         caught = chaos.mail_per_key.get(key, Counter())
         if status == "sent" and key in chaos.by_email and not caught:
@@ -537,11 +614,28 @@ def compare(reference: RunOutcome, chaos: RunOutcome) -> dict[str, int]:
 
 async def run_chaos(config: ChaosConfig, say: Say = print) -> dict[str, Any]:
     """Reference run, chaos run, comparison; the JSON-ready summary."""
+    def tagged(tag: str) -> Say:
+        return lambda line: say(f"[{tag}] {line}")
+
     with contextlib.ExitStack() as cleanup:
         base = config.work_dir or Path(cleanup.enter_context(
             tempfile.TemporaryDirectory(prefix="sebaya-chaos-")))
-        reference, _ = await run_once(base / "reference", config, chaos=False, say=say)
-        chaos, injector = await run_once(base / "chaos", config, chaos=True, say=say)
+        # The stacks start one after the other (each picks its free ports when it starts),
+        # then both cohorts run at once: they share nothing but the machine, and the wall time
+        # is the slower run's instead of the sum.
+        async with contextlib.AsyncExitStack() as stacks:
+            ref_settings, ref_stack = await stacks.enter_async_context(
+                embedded_stack(base / "reference", tagged("reference")))
+            chaos_settings, chaos_stack = await stacks.enter_async_context(
+                embedded_stack(base / "chaos", tagged("chaos")))
+            # A task group: a run that fails stops the other instead of leaving it running.
+            async with asyncio.TaskGroup() as runs:
+                ref_run = runs.create_task(run_once(
+                    ref_settings, ref_stack, config, chaos=False, say=tagged("reference")))
+                chaos_run = runs.create_task(run_once(
+                    chaos_settings, chaos_stack, config, chaos=True, say=tagged("chaos")))
+        reference, _ = ref_run.result()
+        chaos, injector = chaos_run.result()
     assert injector is not None
     anomalies = compare(reference, chaos)
     in_window = sum(1 for key, caught in chaos.mail_per_key.items()
@@ -559,12 +653,16 @@ async def run_chaos(config: ChaosConfig, say: Say = print) -> dict[str, Any]:
         "anomalies": anomalies,
         "anomaly_total": sum(anomalies.values()),
         "redelivered_in_documented_window": in_window,
-        "simulator_retries": chaos.retried,
+        "deferred_or_sent_by_decision_time": len(decided_across_a_window(reference, chaos)),
+        "failed_deliveries_resent_at_end": {"reference": reference.resent_at_end,
+                                            "chaos": chaos.resent_at_end},
+        "simulator_retries": {"reference": reference.retried, "chaos": chaos.retried},
         "seconds": {"reference": reference.seconds, "chaos": chaos.seconds},
         "details": {
             "version_gaps": chaos.version_gaps[:10],
             "chain_problems": chaos.chain_problems[:10],
             "projection_mismatches": chaos.projection_mismatches,
+            "deferred_or_sent_by_decision_time": decided_across_a_window(reference, chaos),
             "fault_log": injector.log,
         },
     }

@@ -80,6 +80,12 @@ WEEK = timedelta(weeks=1)
 RETRY_FIRST = 0.25
 RETRY_CAP = 5.0
 RETRY_FOR = timedelta(minutes=5)
+# A fast-forward can end short of its target (the server stops a session after
+# ``max_session_skip_count`` timers, or a restart cuts it); the clock is moved again from where
+# it stopped. Each round fires at least one timer, so this many are far more than a move
+# needs; a round that leaves the clock where it was, CLOCK_STALLS times running, is a fault.
+CLOCK_ROUNDS = 200
+CLOCK_STALLS = 3
 
 T = TypeVar("T")
 _log = get_logger(__name__)
@@ -195,7 +201,13 @@ class CohortSimulation:
         # the cohort's clock meets the pairings where they are. Pairings wait at the horizon;
         # the cohort moves a week once every running pairing is waiting there (or done).
         self._horizon = datetime.min.replace(tzinfo=UTC)
-        self._turn = asyncio.Condition()
+        # Set (and replaced) when the horizon moves: wakes every parked pairing once.
+        self._week_opened = asyncio.Event()
+        # Set when a pairing parks, queues its ending or finishes: wakes the cohort's loop.
+        # Two events rather than one condition: a pairing that parks wakes only the cohort,
+        # not every other parked pairing (which, under a condition, each woke all the others
+        # again, a storm that grew with the square of the pairings and stalled large runs).
+        self._changed = asyncio.Event()
         self._parked: set[str] = set()  # waiting for the horizon to pass their next step
         self._ending: set[str] = set()  # waiting for the cohort's loop to run their ending
         # Actions that end a pairing, run by the cohort's loop in pairing-id order (below).
@@ -206,27 +218,64 @@ class CohortSimulation:
     async def _advance_to(self, handle: WorkflowHandle[Any, Any], target: datetime,
                           pairing_id: str | None = None) -> None:
         if pairing_id is not None:
-            async with self._turn:
-                while target > self._horizon:
-                    self._parked.add(pairing_id)
-                    self._turn.notify_all()
-                    await self._turn.wait()
-                self._parked.discard(pairing_id)
+            while target > self._horizon:
+                self._parked.add(pairing_id)
+                self._changed.set()
+                await self._week_opened.wait()
+            self._parked.discard(pairing_id)
         try:
-            # Read the clock afresh on each attempt: a retried fast-forward must not overshoot
-            # when the first attempt went through and only its reply was lost.
-            async def forward() -> None:
-                now = await self._skipper.get_current_time(handle)
-                if target > now:
-                    await self._skipper.fast_forward(handle, target - now)
-
-            await self._retrying("clock", forward)
+            await self._move_clock(handle, target)
         except RPCError as exc:
             # The workflow finished meanwhile (an HR departure ended the pairing, the last
             # report completed the cohort): its clock has nowhere left to go.
             if "already completed" in str(exc):
                 raise _Closed(handle.id) from exc
             raise
+
+    async def _move_clock(self, handle: WorkflowHandle[Any, Any], target: datetime) -> None:
+        """Fast-forward until the workflow's clock *reads* ``target`` or later.
+
+        ``fast_forward`` returns once the server ends the fast-forward, which is not always at
+        its target: the server ends a skipping session after ``max_session_skip_count`` skips
+        and then reports the fast-forward failed (``fast_forward`` returns False). An update
+        sent after a short move is decided at the earlier time: a meeting reported missed
+        "before its time had come" was refused that way (docs/reliability.md). So the clock is
+        read back after each move and moved again, by what is left, until it is there, however
+        the move was cut short."""
+        async def clock() -> datetime:
+            return await self._skipper.get_current_time(handle)
+
+        # Read the clock afresh on each attempt: a retried fast-forward must not overshoot
+        # when the first attempt went through and only its reply was lost.
+        async def forward() -> tuple[datetime, bool | None]:
+            before = await clock()
+            if before >= target:
+                return before, None  # already there
+            return before, await self._skipper.fast_forward(handle, target - before)
+
+        stalls = rounds = 0
+        while rounds < CLOCK_ROUNDS:
+            rounds += 1
+            before, completed = await self._retrying("clock", forward)
+            if completed is None:
+                return
+            now = await self._retrying("clock", clock)
+            if now >= target:
+                return
+            # Short of the target: the server ended the fast-forward early (False), or said it
+            # completed while the clock reads earlier. Either way, move it again from there.
+            self.log.retried["clock_short"] = self.log.retried.get("clock_short", 0) + 1
+            _log.warning("simulation.clock_short", workflow_id=handle.id,
+                         target=target.isoformat(), now=now.isoformat(),
+                         fast_forward_completed=completed)
+            # Virtual time also runs with the wall clock, so "no progress" is less than a
+            # minute of it: no timer fired.
+            stalls = stalls + 1 if now - before < timedelta(minutes=1) else 0
+            if stalls >= CLOCK_STALLS:
+                break
+        raise RuntimeError(
+            f"the clock of {handle.id} reads {now.isoformat()}, short of {target.isoformat()}, "
+            f"after {rounds} fast-forwards ({stalls} in a row without moving it)")
 
     async def _retrying(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """``call()``, tried again after each transient failure (see ``transient``) with
@@ -312,13 +361,15 @@ class CohortSimulation:
             # then move the cohort's clock: exits reach it as signals, rematches and the end
             # of the rematch window happen on its own timers.
             clock += timedelta(weeks=1)
-            async with self._turn:
-                self._horizon = clock
-                # Everyone waiting for the horizon is released: until each has lived the new
-                # week and parked again (or finished), the week is not over.
-                self._parked.clear()
-                self._turn.notify_all()
-                await self._turn.wait_for(self._all_parked)
+            self._horizon = clock
+            # Everyone waiting for the horizon is released: until each has lived the new
+            # week and parked again (or finished), the week is not over.
+            self._parked.clear()
+            opened, self._week_opened = self._week_opened, asyncio.Event()
+            opened.set()
+            while not self._all_parked():
+                self._changed.clear()
+                await self._changed.wait()
             self._check_failures()
             await self._run_endings(handle, clock)
             self._check_failures()
@@ -347,10 +398,9 @@ class CohortSimulation:
         arrive; run concurrently, the pairings that end in the same week would race, and the
         cohort's stream (and what follows: rematches) would differ from run to run."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        async with self._turn:
-            self._endings.append(_Ending(pairing_id, target, action, done))
-            self._ending.add(pairing_id)
-            self._turn.notify_all()
+        self._endings.append(_Ending(pairing_id, target, action, done))
+        self._ending.add(pairing_id)
+        self._changed.set()
         try:
             await done
         finally:
@@ -554,8 +604,7 @@ class CohortSimulation:
         except _Closed:
             pass  # ended from outside (HR, operations) while this pair was mid-week
         finally:
-            async with self._turn:
-                self._turn.notify_all()  # a finished pairing no longer holds the week back
+            self._changed.set()  # a finished pairing no longer holds the week back
 
     async def _live_pairing(self, pairing_id: str) -> None:
         """One pairing's story, from wherever its workflow is: every step is chosen from the

@@ -13,7 +13,8 @@ import pytest
 
 from sebaya.chaos import ChaosConfig, run_chaos
 
-pytestmark = [pytest.mark.temporal, pytest.mark.chaos, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.temporal, pytest.mark.chaos, pytest.mark.slow,
+              pytest.mark.timeout(900)]
 
 
 async def test_a_cohort_under_faults_ends_as_without_them() -> None:
@@ -24,6 +25,7 @@ async def test_a_cohort_under_faults_ends_as_without_them() -> None:
     lines: list[str] = []
     summary = await run_chaos(config, say=lines.append)
     shown = json.dumps({k: v for k, v in summary.items() if k != "details"}, indent=2)
+    print(shown)  # the figures of this run (pytest -s), as make chaos prints them
     assert summary["anomaly_total"] == 0, shown + "\n" + json.dumps(summary["details"])
     faults = summary["faults"]
     # The faults happened (a run that injected nothing would prove nothing).
