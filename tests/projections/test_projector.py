@@ -152,7 +152,9 @@ async def test_cancelled_at_random_moments_converges_to_rebuild(
         batches = 0
         reached = asyncio.Event()
 
-        async def cut(info: BatchInfo) -> None:
+        # This iteration's cut point, bound now (the closure must not see the next one's).
+        async def cut(info: BatchInfo, cut_after: int = cut_after, inside: bool = inside,
+                      reached: asyncio.Event = reached) -> None:
             nonlocal batches
             batches += 1
             if batches >= cut_after:

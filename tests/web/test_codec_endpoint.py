@@ -73,7 +73,8 @@ async def test_the_temporal_cli_reads_encrypted_input_through_the_endpoint(
         assert encoding == "binary/encrypted" and SECRET not in data
         async with serving(app, free_port()) as url:
             encoding, data = started_input(await show(
-                "--codec-endpoint", f"{url}/api/v1/codec", "--codec-auth", headers["Authorization"]))
+                "--codec-endpoint", f"{url}/api/v1/codec",
+                "--codec-auth", headers["Authorization"]))
             assert encoding == "json/plain" and SECRET in data
             async with httpx.AsyncClient(base_url=url) as http:
                 # Anyone else: refused, and the refusal reveals nothing.
