@@ -264,6 +264,14 @@ async def test_up_status_down_and_up_again_keeps_the_data(
     assert bystander.poll() is None
 
 
+def _wait_gone(pid: int) -> None:
+    """Until a killed process is gone (it may be already)."""
+    try:
+        psutil.wait_procs([psutil.Process(pid)], timeout=10)
+    except psutil.NoSuchProcess:
+        pass
+
+
 async def test_leftovers_of_a_crash_are_cleaned_up(
     make_stack: StackFactory, bystander: subprocess.Popen[bytes], state_dir: Path
 ) -> None:
@@ -277,7 +285,7 @@ async def test_leftovers_of_a_crash_are_cleaned_up(
 
     # Temporal dies hard: status tells, and `up` replaces only it.
     os.kill(temporal_pid, signal.SIGKILL)
-    psutil.wait_procs([psutil.Process(temporal_pid)], timeout=10)
+    _wait_gone(temporal_pid)
     assert stack.status().service("temporal").state == "stopped"
     second = await asyncio.to_thread(stack.up, worker=False)
     assert second.service("temporal").alive
@@ -287,6 +295,8 @@ async def test_leftovers_of_a_crash_are_cleaned_up(
 
     # The postmaster dies hard: its stale postmaster.pid must not block the next start.
     os.kill(pg_pid, signal.SIGKILL)
+    # As for Temporal above: the signal is delivered, the process gone a moment later.
+    _wait_gone(pg_pid)
     assert stack.status().service("postgres").state == "stopped"
     third = await asyncio.to_thread(stack.up, worker=False)
     assert third.service("postgres").alive and third.service("postgres").pid != pg_pid
