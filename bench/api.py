@@ -5,11 +5,12 @@ bare Temporal client, in one run, on a real Temporal dev server and a real Postg
   each signed in as the mentees of its share of 200 running pairings, alternately setting
   goals (PUT .../goals) and logging the next meeting (POST .../meetings);
 - baseline: 50 concurrent tasks sending the same two updates with ``execute_update`` straight
-  to another 200 running pairings, through the same worker;
+  to another 200 running pairings, through the same worker (``python -m worker``, its own
+  process as deployed);
 - floor (context for the p99, not the ratio): the same 50 tasks sending an update that does
-  nothing to 200 empty workflows on the same server and worker: what an update costs here
-  before any product code runs. With 50 clients each waiting for its answer before the next,
-  p99 cannot be lower than this.
+  nothing to 200 empty workflows on the same server (a worker in this process): what an
+  update costs here before any product code runs. With 50 clients each waiting for its
+  answer before sending the next, no product update's p99 can be lower than this.
 
 Prints both rates and the JSON line
 {"bench": "api_actions", "ours": actions_per_s, "baseline": updates_per_s, "unit": "per s",
@@ -36,6 +37,8 @@ from typing import Any
 import asyncpg
 import httpx
 from temporalio import workflow
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
@@ -44,15 +47,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from temporalio.worker import Worker
 
-from delivery.channels import LogChannel
 from domain import commands as c
 from domain.events import Goal
 from eventstore import migrate
-from sebaya.bootstrap import build_registry, build_worker_activities
 from sebaya.samples.pairing_lifecycle import six_month_rules, start_pairing, started_state
-from sebaya.settings import Settings, temporal_cli_path
+from sebaya.settings import temporal_cli_path
 from web import auth
-from workflows import ALL_WORKFLOWS
 from workflows.pairing import PairingWorkflow
 from workflows.search_attributes import server_args
 
@@ -114,6 +114,20 @@ async def drive(clients: int, pairings: list[Any], rounds: int,
     return len(latencies) / elapsed, latencies
 
 
+async def wait_polling(client: Client, queue: str, pid: int, timeout_s: float = 60) -> None:
+    """Until the worker process ``pid`` polls ``queue`` (the SDK names pollers "<pid>@host")."""
+    request = DescribeTaskQueueRequest(namespace=client.namespace,
+                                       task_queue=TaskQueue(name=queue))
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + timeout_s
+    while loop.time() < give_up:
+        answer = await client.workflow_service.describe_task_queue(request)
+        if any(p.identity.startswith(f"{pid}@") for p in answer.pollers):
+            return
+        await asyncio.sleep(0.2)  # real time: the worker process starts
+    raise RuntimeError(f"the worker (pid {pid}) did not poll {queue} within {timeout_s} s")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -128,6 +142,7 @@ async def main(n: int, clients: int, rounds: int) -> None:
     await admin.execute(f'CREATE DATABASE "{db}"')
     dsn = dsn_root.rsplit("/", 1)[0] + f"/{db}"
     server: asyncio.subprocess.Process | None = None
+    worker_proc: asyncio.subprocess.Process | None = None
     try:
         await migrate(dsn)
         pool = await asyncpg.create_pool(dsn, min_size=2, max_size=30)
@@ -143,20 +158,28 @@ async def main(n: int, clients: int, rounds: int) -> None:
         )
         async with env:
             queue = f"bench-{uuid.uuid4().hex[:6]}"
+            address = env.client.service_client.config.target_host
             port = free_port()
             server = await asyncio.create_subprocess_exec(
                 str(Path(sys.executable).with_name("sebaya")), "serve", "--port", str(port),
                 cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
                 env={**os.environ, "SEBAYA_DATABASE_URL": dsn,
-                     "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+                     "TEMPORAL_ADDRESS": address,
                      "SEBAYA_TASK_QUEUE": queue, "SEBAYA_WEB_SECRET": uuid.uuid4().hex,
                      "SEBAYA_LOG_LEVEL": "WARNING", "SEBAYA_WEB_POOL_SIZE": "30"})
-            worker = Worker(env.client, task_queue=queue, workflows=[*ALL_WORKFLOWS, EmptyWorkflow],
-                            activities=build_worker_activities(
-                                pool, build_registry(), Settings(), client=env.client,
-                                channel=LogChannel()),
-                            max_concurrent_workflow_tasks=50)
-            async with worker:
+            # The worker runs as deployed: its own process (`python -m worker`), so neither
+            # side's clients take its CPU. Only the floor's empty workflows run in here.
+            worker_proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "worker", cwd=ROOT,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+                env={**os.environ, "SEBAYA_DATABASE_URL": dsn, "TEMPORAL_ADDRESS": address,
+                     "SEBAYA_TASK_QUEUE": queue, "SEBAYA_NOTIFY_CHANNEL": "log",
+                     "SEBAYA_LOG_LEVEL": "WARNING"})
+            await wait_polling(env.client, queue, worker_proc.pid)
+            floor_queue = f"{queue}-floor"
+            floor_worker = Worker(env.client, task_queue=floor_queue, workflows=[EmptyWorkflow],
+                                  max_concurrent_workflow_tasks=50)
+            async with floor_worker:
                 via_api = await start_pairings(env.client, queue, n, "a")
                 bare = await start_pairings(env.client, queue, n, "b")
                 meeting_no: dict[str, int] = {}
@@ -164,7 +187,7 @@ async def main(n: int, clients: int, rounds: int) -> None:
                 # --- floor: an update that does nothing, same server, worker and clients ----
                 empties = await asyncio.gather(*(
                     env.client.start_workflow(EmptyWorkflow.run, id=f"empty-{uuid.uuid4()}",
-                                              task_queue=queue) for _ in range(n)))
+                                              task_queue=floor_queue) for _ in range(n)))
 
                 async def empty_act(handle: Any, what: str, round_no: int) -> float:
                     began = time.perf_counter()
@@ -251,9 +274,10 @@ async def main(n: int, clients: int, rounds: int) -> None:
                       f"p99 {p99:.0f} ms, {retries[0]} retried after a 503)", flush=True)
         await pool.close()
     finally:
-        if server is not None and server.returncode is None:
-            server.terminate()
-            await server.wait()
+        for proc in (server, worker_proc):
+            if proc is not None and proc.returncode is None:
+                proc.terminate()
+                await proc.wait()
         await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         await admin.close()
     print(json.dumps({"bench": "api_actions", "ours": round(ours, 2),
