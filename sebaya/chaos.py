@@ -497,31 +497,20 @@ async def _send_failed_now(infra: Any, stack: DevStack) -> int:
 
 async def _deferred_by_rule(pool: asyncpg.Pool, cohort_id: str) -> dict[str, bool]:
     """For each delivery decided by an event of this run: whether quiet hours defer it at
-    that event's time (``delivery.quiet_hours.deliver_at``, the recipient's zone, else the
-    program's, and the program's working hours), i.e. what the product should have done."""
+    that event's time by the product's own rule (``activities.deferral.held_until``), i.e.
+    what the product should have done."""
+    from activities.deferral import held_until
     from adapters.roster import load_program
-    from delivery.dispatch import COORDINATOR_PREFIX
-    from delivery.quiet_hours import NEVER_DEFERRED, WorkingHours, deliver_at
 
     program = await load_program(pool, cohort_id)
-    opens, closes = program.notifications.working_hours
-    hours = WorkingHours(opens=opens, closes=closes)
     zones = {r["employee_id"]: r["timezone"] for r in await pool.fetch(
         "SELECT employee_id, timezone FROM participants WHERE timezone IS NOT NULL")}
     rows = await pool.fetch(
         "SELECT d.idempotency_key, d.recipient, d.template, e.occurred_at FROM deliveries d "
         "JOIN events e ON e.event_id::text = split_part(d.idempotency_key, ':', 1)")
-    rule = {}
-    for row in rows:
-        if row["template"] in NEVER_DEFERRED:
-            rule[row["idempotency_key"]] = False
-            continue
-        zone = zones.get(row["recipient"]) or (
-            program.ground_rules.timezone if row["recipient"].startswith(COORDINATOR_PREFIX)
-            else None)
-        rule[row["idempotency_key"]] = zone is not None and deliver_at(
-            row["occurred_at"], zone, hours) is not None
-    return rule
+    return {row["idempotency_key"]: held_until(row["template"], zones.get(row["recipient"]),
+                                               program, row["occurred_at"]) is not None
+            for row in rows}
 
 
 async def _retry_db(call: Callable[[], Any]) -> Any:
