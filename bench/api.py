@@ -114,6 +114,11 @@ async def drive(clients: int, pairings: list[Any], rounds: int,
     return len(latencies) / elapsed, latencies
 
 
+def p50_p99(latencies: list[float]) -> tuple[float, float]:
+    cuts = quantiles(latencies, n=100)
+    return cuts[49], cuts[98]
+
+
 async def wait_polling(client: Client, queue: str, pid: int, timeout_s: float = 60) -> None:
     """Until the worker process ``pid`` polls ``queue`` (the SDK names pollers "<pid>@host")."""
     request = DescribeTaskQueueRequest(namespace=client.namespace,
@@ -195,10 +200,9 @@ async def main(n: int, clients: int, rounds: int) -> None:
                     return (time.perf_counter() - began) * 1000
 
                 floor, floor_latencies = await drive(clients, empties, rounds, empty_act)
-                floor_p99 = quantiles(floor_latencies, n=100)[98]
+                floor_p50, floor_p99 = p50_p99(floor_latencies)
                 print(f"floor: {floor:.1f} empty updates/s ({clients} concurrent, "
-                      f"p50 {quantiles(floor_latencies, n=100)[49]:.0f} ms, "
-                      f"p99 {floor_p99:.0f} ms)", flush=True)
+                      f"p50 {floor_p50:.0f} ms, p99 {floor_p99:.0f} ms)", flush=True)
                 await asyncio.gather(*(h.signal(EmptyWorkflow.finish) for h in empties))
 
                 # --- baseline: the same updates from a bare Temporal client ------------------
@@ -216,10 +220,10 @@ async def main(n: int, clients: int, rounds: int) -> None:
                     return (time.perf_counter() - began) * 1000
 
                 baseline, bare_latencies = await drive(clients, bare, rounds, bare_act)
-                bare_p99 = quantiles(bare_latencies, n=100)[98]
+                bare_p50, bare_p99 = p50_p99(bare_latencies)
                 print(f"baseline: {baseline:.1f} updates/s (bare Temporal client, "
-                      f"{clients} concurrent, p50 {quantiles(bare_latencies, n=100)[49]:.0f} ms, "
-                      f"p99 {bare_p99:.0f} ms)", flush=True)
+                      f"{clients} concurrent, p50 {bare_p50:.0f} ms, p99 {bare_p99:.0f} ms)",
+                      flush=True)
 
                 # --- ours: HTTP to `sebaya serve` --------------------------------------------
                 base = f"http://127.0.0.1:{port}"
@@ -268,10 +272,10 @@ async def main(n: int, clients: int, rounds: int) -> None:
 
                     retries = [0]
                     ours, latencies = await drive(clients, via_api, rounds, api_act)
-                p99 = quantiles(latencies, n=100)[98]
+                p50, p99 = p50_p99(latencies)
                 print(f"ours: {ours:.1f} actions/s over HTTP ({clients} clients, "
-                      f"{len(latencies)} actions, p50 {quantiles(latencies, n=100)[49]:.0f} ms, "
-                      f"p99 {p99:.0f} ms, {retries[0]} retried after a 503)", flush=True)
+                      f"{len(latencies)} actions, p50 {p50:.0f} ms, p99 {p99:.0f} ms, "
+                      f"{retries[0]} retried after a 503)", flush=True)
         await pool.close()
     finally:
         for proc in (server, worker_proc):
