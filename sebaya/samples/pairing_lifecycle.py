@@ -13,6 +13,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -68,10 +69,18 @@ def goals(prefix: str, n: int = 2) -> tuple[e.Goal, ...]:
 
 
 async def started_state(handle: WorkflowHandle[Any, Any]) -> Any:
-    """The pairing's state once its first decision (the match) is recorded."""
+    """The pairing's state once its first decision (the match) is recorded.
+
+    Waits for the first completed workflow task in the history before asking: a query that
+    reaches the workflow while its first task is still running the append (a local activity)
+    makes the SDK complete that task early and start another, three history events that no
+    production pairing pays and that ``bench/lifecycle.py`` would count."""
     from domain.pairing import Phase
     from workflows.pairing import PairingWorkflow
 
+    async for event in handle.fetch_history_events(wait_new_event=True):
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            break
     for _ in range(200):
         state = await handle.query(PairingWorkflow.state)
         if state.phase is not Phase.NOT_STARTED:
