@@ -29,6 +29,7 @@ INVITE = "pairing_matched"
 RESCHEDULED = "meeting_rescheduled"
 CANCELLED = frozenset({"pairing_ended_neutral", "pairing_completed"})
 FIRST_MEETING_REMINDER = "reminder_meeting"
+FIRST_MEETING = "meeting:1"  # the reminder's reference (domain.pairing._meeting_reminder)
 
 
 def organizer_from(sender: str) -> Attendee:
@@ -77,7 +78,7 @@ class CalendarAttacher:
         template = delivery.template
         if template == FIRST_MEETING_REMINDER:
             # Only when meetings waited for goals: then the match carried no invitation.
-            first = isinstance(cause, e.ReminderSent) and cause.reference == "meeting:1"
+            first = isinstance(cause, e.ReminderSent) and cause.reference == FIRST_MEETING
             if not (first and series.rules.goals_required_before_meetings):
                 return None
         builder = await self._builder(series, language)
@@ -108,8 +109,13 @@ def _decoded(store: EventStore, record: RecordedEvent) -> e.DomainEvent:
 
 
 def _may_carry_calendar(delivery: Delivery) -> bool:
-    return delivery.template in (INVITE, RESCHEDULED, FIRST_MEETING_REMINDER) or (
-        delivery.template in CANCELLED)
+    if delivery.template == FIRST_MEETING_REMINDER:
+        # Of the meeting reminders only the first may carry the invitation (_file_for says
+        # when). Asked of every reminder, that question read and folded the pairing's whole
+        # stream twice a week per pairing, a cost that grew with the pairing's age; the
+        # reminder names its meeting (domain.notifications), so ask that first.
+        return delivery.data.get("reference") == FIRST_MEETING
+    return delivery.template in (INVITE, RESCHEDULED) or delivery.template in CANCELLED
 
 
 def _index_of(records: Sequence[RecordedEvent], event_id: str) -> int | None:

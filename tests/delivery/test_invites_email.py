@@ -17,7 +17,7 @@ from delivery.catcher import MailCatcher
 from delivery.invites import organizer_from, participant_feed
 from domain import commands as c
 from domain import events as e
-from eventstore import EventStore
+from eventstore import EventStore, RecordedEvent
 from projections import Projector
 from sebaya.bootstrap import build_registry
 from tests.delivery.live_pairing import (
@@ -165,8 +165,9 @@ async def test_goals_first_pairings_get_the_invitation_with_the_first_reminder(
                                  if isinstance(ev, e.ReminderSent)]
     attach = CalendarAttacher(store, organizer_from("Mentoring <m@sebaya.test>"))
     message = Message(kind="reminder_meeting", language="id", subject="s", text="t", html="h")
+    assert isinstance(reminder, e.ReminderSent)
     delivery = Delivery(idempotency_key=f"{reminder_id}:E1:reminder_meeting", recipient="E1",
-                        template="reminder_meeting", data={"pairing_id": "P1"})
+                        template="reminder_meeting", data=_reminder_data(reminder))
     out = await attach(delivery, Contact(recipient="E1", email="sari@example.com"), message)
     if not goals_first:
         assert out.attachments == ()  # the match already carried the invitation
@@ -177,3 +178,72 @@ async def test_goals_first_pairings_get_the_invitation_with_the_first_reminder(
     [series] = Calendar.from_ical(file.content).walk("VEVENT")
     assert series.start == pairing.state.next_meeting.scheduled_at  # type: ignore[union-attr]
     assert series.start == pairing.state.rules.meeting_slot(start, 2)  # type: ignore[union-attr]
+
+
+def _reminder_data(reminder: e.ReminderSent) -> dict[str, object]:
+    """A meeting reminder's delivery data as the workflow hands it over."""
+    from domain.notifications import notifications_for
+    from domain.pairing import PairingState
+
+    state = PairingState(pairing_id="P1", cohort_id="C1", mentor_id="M1", mentee_id="E1")
+    [note, _] = notifications_for(state, reminder)
+    return note.data
+
+
+class _CountingStore(EventStore):
+    """The real store, counting whole-stream reads."""
+
+    reads = 0
+
+    async def read_stream(self, stream_id: str, from_version: int = 1,
+                          to_version: int | None = None) -> list[RecordedEvent]:
+        self.reads += 1
+        return await super().read_stream(stream_id, from_version, to_version)
+
+
+async def test_only_the_first_meeting_reminder_reads_the_stream_for_an_invitation(
+    db_pool: asyncpg.Pool,
+) -> None:
+    """A pairing's weekly reminders used to read and fold its whole stream each (to learn they
+    carry no calendar file): a cost per e-mail that grew with the pairing's age. Only the first
+    meeting's reminder may carry the invitation, and the reminder names its meeting."""
+    from activities.envelope import envelopes
+    from delivery.channels import Contact, Delivery
+    from delivery.invites import CalendarAttacher
+    from delivery.message import Message
+    from domain.ids import pairing_stream
+    from tests.delivery.support import add_person
+    from tests.delivery.test_calendar import Pairing, rules
+
+    start = datetime(2026, 10, 1, 7, tzinfo=UTC)
+    pairing = Pairing(rules(timezone="Europe/Amsterdam", goals_required_before_meetings=True),
+                      start)
+    pairing.run_until(start + timedelta(days=10))
+    goal = e.Goal(goal_id="g1", title="Belajar SQL", success_measure="3 laporan")
+    pairing.do(c.SetGoals(actor=c.Actor.employee("E1"), goals=(goal,)))
+    pairing.do(c.SetGoals(actor=c.Actor.employee("M1"),
+                          goals=(goal.model_copy(update={"goal_id": "g2"}),)))
+    pairing.run_until_meeting(3)
+    pairing.run_until(pairing.state.next_meeting.scheduled_at)  # type: ignore[union-attr]
+    store = _CountingStore(db_pool, build_registry())
+    stream = pairing_stream("P1")
+    new = envelopes(stream, 0, pairing.events, ["system:sebaya"] * len(pairing.events),
+                    occurred_at=pairing.now)
+    await store.append(stream, 0, new)
+    await add_person(db_pool, "M1", "Budi", "budi@example.co.id")
+    await add_person(db_pool, "E1", "Sari", "sari@example.com")
+    reminders = [(n.event_id, ev) for n, ev in zip(new, pairing.events, strict=True)
+                 if isinstance(ev, e.ReminderSent) and ev.kind is e.ReminderKind.MEETING]
+    assert [ev.reference for _, ev in reminders] == ["meeting:1", "meeting:2", "meeting:3"]
+    attach = CalendarAttacher(store, organizer_from("Mentoring <m@sebaya.test>"))
+    attached = []
+    for event_id, reminder in reminders:
+        message = Message(kind="reminder_meeting", language="id", subject="s", text="t",
+                          html="h")
+        delivery = Delivery(idempotency_key=f"{event_id}:E1:reminder_meeting", recipient="E1",
+                            template="reminder_meeting", data=_reminder_data(reminder))
+        out = await attach(delivery, Contact(recipient="E1", email="sari@example.com"),
+                           message)
+        attached.append(len(out.attachments))
+    assert attached == [1, 0, 0]
+    assert store.reads == 1  # the first meeting's reminder only
