@@ -767,13 +767,13 @@ class CohortSimulation:
         # window's reminders are each a skip of the dev server's clock, about half a second).
         await self._advance_to(handle, evaluated_at, pairing_id)
         done = set((await self._state(handle)).final_evaluations)
-        pending = [(side, ev) for side, ev in evaluations if side not in done]
-        completes = len(done) + len(pending) >= 2
-        for side, evaluation in pending[:-1] if completes else pending:
+        unsent = [(side, ev) for side, ev in evaluations if side not in done]
+        completes = len(done) + len(unsent) >= 2
+        for side, evaluation in unsent[:-1] if completes else unsent:
             if not await self._update(handle, PairingWorkflow.submit_final_evaluation,
                                       evaluation, f"final:{side}"):
                 return
-        last = pending[-1:] if completes else []
+        last = unsent[-1:] if completes else []
         if not last:
             await self._advance_to(handle, closes - timedelta(minutes=1), pairing_id)
 
