@@ -7,6 +7,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -128,47 +129,62 @@ async def test_invite_update_and_cancel_reach_both_participants(
     assert recurring_ical_events.of(published).between(start, start + timedelta(days=400)) == []
 
 
-@pytest.mark.parametrize("goals_first", [True, False])
-async def test_goals_first_pairings_get_the_invitation_with_the_first_reminder(
-    db_pool: asyncpg.Pool, goals_first: bool
-) -> None:
-    """Meetings that wait for goals have no series at the match: the first meeting's reminder
-    carries the invitation instead (and only then)."""
+START = datetime(2026, 10, 1, 7, tzinfo=UTC)
+
+
+async def _stored_pairing(db_pool: asyncpg.Pool, store: EventStore, *, goals_first: bool,
+                          until_meeting: int) -> tuple[Any, list[tuple[Any, e.ReminderSent]]]:
+    """A pairing run in the domain up to meeting ``until_meeting``'s time, appended to
+    ``store`` with both people registered; its meeting reminders with their event ids."""
     from activities.envelope import envelopes
-    from delivery.channels import Contact, Delivery
-    from delivery.invites import CalendarAttacher
-    from delivery.message import Message
     from domain.ids import pairing_stream
     from tests.delivery.support import add_person
     from tests.delivery.test_calendar import Pairing, rules
 
-    start = datetime(2026, 10, 1, 7, tzinfo=UTC)
     pairing = Pairing(rules(timezone="Europe/Amsterdam",
-                            goals_required_before_meetings=goals_first), start)
+                            goals_required_before_meetings=goals_first), START)
     if goals_first:
-        pairing.run_until(start + timedelta(days=10))
+        pairing.run_until(START + timedelta(days=10))
         goal = e.Goal(goal_id="g1", title="Belajar SQL", success_measure="3 laporan")
         pairing.do(c.SetGoals(actor=c.Actor.employee("E1"), goals=(goal,)))
         pairing.do(c.SetGoals(actor=c.Actor.employee("M1"),
                               goals=(goal.model_copy(update={"goal_id": "g2"}),)))
-    pairing.run_until_meeting(1)
-    pairing.run_until(pairing.state.next_meeting.scheduled_at)  # type: ignore[union-attr]
-    store = EventStore(db_pool, build_registry())
+    pairing.run_until_meeting(until_meeting)
+    pairing.run_until(pairing.state.next_meeting.scheduled_at)
     stream = pairing_stream("P1")
     new = envelopes(stream, 0, pairing.events, ["system:sebaya"] * len(pairing.events),
                     occurred_at=pairing.now)
     await store.append(stream, 0, new)
     await add_person(db_pool, "M1", "Budi", "budi@example.co.id")
     await add_person(db_pool, "E1", "Sari", "sari@example.com")
-    [(reminder_id, reminder)] = [(n.event_id, ev) for n, ev in zip(new, pairing.events,
-                                                                     strict=True)
-                                 if isinstance(ev, e.ReminderSent)]
+    reminders = [(n.event_id, ev) for n, ev in zip(new, pairing.events, strict=True)
+                 if isinstance(ev, e.ReminderSent) and ev.kind is e.ReminderKind.MEETING]
+    return pairing, reminders
+
+
+async def _reminder_mail(store: EventStore, event_id: Any, reminder: e.ReminderSent) -> Any:
+    """The mentee's e-mail for ``reminder`` after the calendar attacher has seen it."""
+    from delivery.channels import Contact, Delivery
+    from delivery.invites import CalendarAttacher
+    from delivery.message import Message
+
     attach = CalendarAttacher(store, organizer_from("Mentoring <m@sebaya.test>"))
     message = Message(kind="reminder_meeting", language="id", subject="s", text="t", html="h")
-    assert isinstance(reminder, e.ReminderSent)
-    delivery = Delivery(idempotency_key=f"{reminder_id}:E1:reminder_meeting", recipient="E1",
+    delivery = Delivery(idempotency_key=f"{event_id}:E1:reminder_meeting", recipient="E1",
                         template="reminder_meeting", data=_reminder_data(reminder))
-    out = await attach(delivery, Contact(recipient="E1", email="sari@example.com"), message)
+    return await attach(delivery, Contact(recipient="E1", email="sari@example.com"), message)
+
+
+@pytest.mark.parametrize("goals_first", [True, False])
+async def test_goals_first_pairings_get_the_invitation_with_the_first_reminder(
+    db_pool: asyncpg.Pool, goals_first: bool
+) -> None:
+    """Meetings that wait for goals have no series at the match: the first meeting's reminder
+    carries the invitation instead (and only then)."""
+    store = EventStore(db_pool, build_registry())
+    pairing, [(reminder_id, reminder)] = await _stored_pairing(
+        db_pool, store, goals_first=goals_first, until_meeting=1)
+    out = await _reminder_mail(store, reminder_id, reminder)
     if not goals_first:
         assert out.attachments == ()  # the match already carried the invitation
         return
@@ -176,8 +192,8 @@ async def test_goals_first_pairings_get_the_invitation_with_the_first_reminder(
     [file] = out.attachments
     assert file.content_type == "text/calendar; method=REQUEST; charset=UTF-8"
     [series] = Calendar.from_ical(file.content).walk("VEVENT")
-    assert series.start == pairing.state.next_meeting.scheduled_at  # type: ignore[union-attr]
-    assert series.start == pairing.state.rules.meeting_slot(start, 2)  # type: ignore[union-attr]
+    assert series.start == pairing.state.next_meeting.scheduled_at
+    assert series.start == pairing.state.rules.meeting_slot(START, 2)
 
 
 def _reminder_data(reminder: e.ReminderSent) -> dict[str, object]:
@@ -207,43 +223,10 @@ async def test_only_the_first_meeting_reminder_reads_the_stream_for_an_invitatio
     """A pairing's weekly reminders used to read and fold its whole stream each (to learn they
     carry no calendar file): a cost per e-mail that grew with the pairing's age. Only the first
     meeting's reminder may carry the invitation, and the reminder names its meeting."""
-    from activities.envelope import envelopes
-    from delivery.channels import Contact, Delivery
-    from delivery.invites import CalendarAttacher
-    from delivery.message import Message
-    from domain.ids import pairing_stream
-    from tests.delivery.support import add_person
-    from tests.delivery.test_calendar import Pairing, rules
-
-    start = datetime(2026, 10, 1, 7, tzinfo=UTC)
-    pairing = Pairing(rules(timezone="Europe/Amsterdam", goals_required_before_meetings=True),
-                      start)
-    pairing.run_until(start + timedelta(days=10))
-    goal = e.Goal(goal_id="g1", title="Belajar SQL", success_measure="3 laporan")
-    pairing.do(c.SetGoals(actor=c.Actor.employee("E1"), goals=(goal,)))
-    pairing.do(c.SetGoals(actor=c.Actor.employee("M1"),
-                          goals=(goal.model_copy(update={"goal_id": "g2"}),)))
-    pairing.run_until_meeting(3)
-    pairing.run_until(pairing.state.next_meeting.scheduled_at)  # type: ignore[union-attr]
     store = _CountingStore(db_pool, build_registry())
-    stream = pairing_stream("P1")
-    new = envelopes(stream, 0, pairing.events, ["system:sebaya"] * len(pairing.events),
-                    occurred_at=pairing.now)
-    await store.append(stream, 0, new)
-    await add_person(db_pool, "M1", "Budi", "budi@example.co.id")
-    await add_person(db_pool, "E1", "Sari", "sari@example.com")
-    reminders = [(n.event_id, ev) for n, ev in zip(new, pairing.events, strict=True)
-                 if isinstance(ev, e.ReminderSent) and ev.kind is e.ReminderKind.MEETING]
+    _, reminders = await _stored_pairing(db_pool, store, goals_first=True, until_meeting=3)
     assert [ev.reference for _, ev in reminders] == ["meeting:1", "meeting:2", "meeting:3"]
-    attach = CalendarAttacher(store, organizer_from("Mentoring <m@sebaya.test>"))
-    attached = []
-    for event_id, reminder in reminders:
-        message = Message(kind="reminder_meeting", language="id", subject="s", text="t",
-                          html="h")
-        delivery = Delivery(idempotency_key=f"{event_id}:E1:reminder_meeting", recipient="E1",
-                            template="reminder_meeting", data=_reminder_data(reminder))
-        out = await attach(delivery, Contact(recipient="E1", email="sari@example.com"),
-                           message)
-        attached.append(len(out.attachments))
+    attached = [len((await _reminder_mail(store, event_id, reminder)).attachments)
+                for event_id, reminder in reminders]
     assert attached == [1, 0, 0]
     assert store.reads == 1  # the first meeting's reminder only
