@@ -76,11 +76,10 @@ class CalendarAttacher:
     async def _file_for(self, delivery: Delivery, series: MeetingSeries, cause: e.DomainEvent,
                         stamp: datetime, language: str) -> CalendarFile | None:
         template = delivery.template
-        if template == FIRST_MEETING_REMINDER:
-            # Only when meetings waited for goals: then the match carried no invitation.
-            first = isinstance(cause, e.ReminderSent) and cause.reference == FIRST_MEETING
-            if not (first and series.rules.goals_required_before_meetings):
-                return None
+        # A meeting reminder gets here only for the first meeting (_may_carry_calendar), and
+        # carries the invitation only when meetings waited for goals: then the match had none.
+        if template == FIRST_MEETING_REMINDER and not series.rules.goals_required_before_meetings:
+            return None
         builder = await self._builder(series, language)
         attendees = await attendees_of(self._pool, series)
         if template in (INVITE, FIRST_MEETING_REMINDER):
